@@ -1,0 +1,229 @@
+//! Scoped API keys: who may do what.
+//!
+//! `admin` may do everything, `publish` may ingest, `read` may subscribe and read. A key is
+//! sent as `Authorization: Bearer`, `X-API-Key`, or `?token=` (browsers cannot set headers on
+//! WebSockets and EventSource). Lookups go through a moka cache keyed by the key's hash, so
+//! the hot path does not query Postgres per request; a revoked key stops working on this
+//! instance at once and on other instances within `KEY_CACHE_TTL`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use crate::store::keys::{self, hash_key};
+
+/// How long a key lookup (found or not) is trusted before Postgres is asked again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Admin,
+    Publish,
+    Read,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Publish => "publish",
+            Scope::Read => "read",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "admin" => Some(Scope::Admin),
+            "publish" => Some(Scope::Publish),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+
+    /// Whether a key of this scope may use a route that needs `needed`.
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Scope::Admin || self == needed
+    }
+}
+
+/// Who is calling: the key's name (the actor in audit rows) and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub scope: Scope,
+}
+
+/// Checks keys against the configured admin key and the control store.
+#[derive(Clone)]
+pub struct Authenticator {
+    pool: PgPool,
+    admin_key_hash: Option<[u8; 32]>,
+    public_read: bool,
+    cache: Cache<[u8; 32], Option<Arc<Principal>>>,
+}
+
+impl Authenticator {
+    pub fn new(pool: PgPool, admin_key: Option<&str>, public_read: bool) -> Self {
+        Self {
+            pool,
+            admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(hash_key),
+            public_read,
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(KEY_CACHE_TTL)
+                .build(),
+        }
+    }
+
+    /// The principal behind a presented key, or 401.
+    pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, ApiError> {
+        let hash = hash_key(key);
+        if self.admin_key_hash.as_ref() == Some(&hash) {
+            return Ok(Arc::new(Principal {
+                name: "SWITCHYARD_ADMIN_KEY".into(),
+                scope: Scope::Admin,
+            }));
+        }
+        let pool = self.pool.clone();
+        let found = self
+            .cache
+            .try_get_with(hash, async move {
+                keys::find_active(&pool, &hash)
+                    .await
+                    .map(|found| found.map(|(name, scope)| Arc::new(Principal { name, scope })))
+            })
+            .await
+            .map_err(|e: Arc<sqlx::Error>| {
+                tracing::warn!(error = %e, "key lookup failed: control store unavailable");
+                ApiError::Unavailable(
+                    "cannot check the API key: the control store is unavailable".into(),
+                )
+            })?;
+        found.ok_or(ApiError::Unauthorized(
+            "the API key is not valid (unknown or revoked)",
+        ))
+    }
+
+    /// Forgets every cached lookup (after a revoke on this instance).
+    pub fn invalidate_all(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// Authorizes a request that needs `needed`, given the key it presented (if any).
+    pub async fn authorize(
+        &self,
+        presented: Option<&str>,
+        needed: Scope,
+    ) -> Result<Arc<Principal>, ApiError> {
+        let Some(key) = presented else {
+            if needed == Scope::Read && self.public_read {
+                return Ok(Arc::new(Principal {
+                    name: "anonymous".into(),
+                    scope: Scope::Read,
+                }));
+            }
+            return Err(ApiError::Unauthorized(
+                "an API key is required: send `Authorization: Bearer <key>`, `X-API-Key`, or `?token=`",
+            ));
+        };
+        let principal = self.authenticate(key).await?;
+        if principal.scope.allows(needed) {
+            Ok(principal)
+        } else {
+            Err(ApiError::Forbidden(needed.as_str()))
+        }
+    }
+}
+
+/// The key a request presents, from the header or the `token` query parameter.
+pub fn presented_key(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
+            return Some(token.trim().to_string());
+        }
+    }
+    if let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim().to_string());
+    }
+    parts.uri.query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// A scope a route needs, as a type, so handlers state it in their signature.
+pub trait NeedsScope {
+    const SCOPE: Scope;
+}
+
+pub struct AdminScope;
+pub struct PublishScope;
+pub struct ReadScope;
+
+impl NeedsScope for AdminScope {
+    const SCOPE: Scope = Scope::Admin;
+}
+impl NeedsScope for PublishScope {
+    const SCOPE: Scope = Scope::Publish;
+}
+impl NeedsScope for ReadScope {
+    const SCOPE: Scope = Scope::Read;
+}
+
+/// Extractor: the request carries a key with scope `S` (or admin). 401/403 otherwise.
+pub struct Access<S: NeedsScope> {
+    pub principal: Arc<Principal>,
+    _scope: PhantomData<S>,
+}
+
+pub type Admin = Access<AdminScope>;
+pub type Publisher = Access<PublishScope>;
+pub type Reader = Access<ReadScope>;
+
+impl<S, St> FromRequestParts<St> for Access<S>
+where
+    S: NeedsScope,
+    Authenticator: FromRef<St>,
+    St: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let auth = Authenticator::from_ref(state);
+        let key = presented_key(parts);
+        let principal = auth.authorize(key.as_deref(), S::SCOPE).await?;
+        Ok(Self {
+            principal,
+            _scope: PhantomData,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_allows_everything_other_scopes_only_themselves() {
+        assert!(Scope::Admin.allows(Scope::Publish) && Scope::Admin.allows(Scope::Read));
+        assert!(Scope::Publish.allows(Scope::Publish) && !Scope::Publish.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Admin));
+    }
+}

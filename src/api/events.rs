@@ -1,0 +1,86 @@
+//! `POST /v1/events`: publish one event or a batch.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Publisher;
+use super::error::{ApiError, ApiJson, Problem};
+use crate::ingest::{Ingest, Receipt};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResponse {
+    pub accepted: usize,
+    pub events: Vec<Receipt>,
+}
+
+/// Publish monitoring events.
+///
+/// Takes one event object or an array of up to 1,000 (1 MiB at most). A request with any
+/// invalid event is rejected whole and nothing of it is broadcast.
+#[utoipa::path(
+    post, path = "/v1/events", tag = "events",
+    request_body(content = serde_json::Value, description = "An event object or an array of them", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted and broadcast", body = PublishResponse),
+        (status = 400, description = "Malformed JSON or invalid events", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Key lacks the publish scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over 1,000 events or 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn publish(
+    _access: Publisher,
+    State(ingest): State<Ingest>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, ApiJson<PublishResponse>), ApiError> {
+    require_json(&headers)?;
+    let events = Ingest::parse_body(&body?)?;
+    let receipts = ingest.accept(events).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(PublishResponse {
+            accepted: receipts.len(),
+            events: receipts,
+        }),
+    ))
+}
+
+/// 415 unless the request says it is JSON (`application/json` or `application/*+json`).
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!(
+            "expected `Content-Type: application/json`, got `{}`",
+            if content_type.is_empty() {
+                "nothing"
+            } else {
+                content_type
+            }
+        )))
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Ingest {
+    fn from_ref(state: &AppState) -> Self {
+        state.ingest.clone()
+    }
+}

@@ -1,0 +1,54 @@
+//! Liveness and readiness. Liveness never depends on the database; readiness reports it.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    pub status: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`, or `degraded` when the control store is down (events still flow).
+    pub status: &'static str,
+    pub migrations: &'static str,
+    pub hub: &'static str,
+    /// `up` or `down`.
+    pub database: &'static str,
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// The process is running.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Live)))]
+pub async fn live() -> Json<Live> {
+    Json(Live { status: "ok" })
+}
+
+/// Ready to serve: migrations applied and the hub running. A control store that is down is
+/// reported (`degraded`) but does not fail readiness: the event path does not need it.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Ready)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+    let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
+    let database_up = matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(1))
+    );
+    let ready = Ready {
+        status: if database_up { "ready" } else { "degraded" },
+        migrations: "applied",
+        hub: "running",
+        database: if database_up { "up" } else { "down" },
+        epoch: state.hub.epoch().to_string(),
+        offset: state.hub.head(),
+    };
+    (StatusCode::OK, Json(ready))
+}

@@ -1,0 +1,82 @@
+//! The one place the tower middleware is applied, outermost first.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use super::error::ApiError;
+use crate::config::Config;
+use crate::ingest::MAX_BODY_BYTES;
+
+pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
+    let stack = ServiceBuilder::new()
+        // Every request gets an id (or keeps the caller's), echoed in the response.
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // One span per request and one line per response. Only the path is recorded, never
+        // the query string: it may carry `?token=`.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| request.uri().path().to_string());
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                })
+                .on_request(())
+                .on_response(|response: &Response<_>, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = response.status().as_u16(),
+                        duration_ms = latency.as_secs_f64() * 1000.0,
+                        "response"
+                    );
+                })
+                .on_failure(()),
+        )
+        // Past the concurrency limit (one semaphore shared by every route), shed at once with 503 + Retry-After rather than queue.
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            overloaded()
+        }))
+        .layer(LoadShedLayer::new())
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.max_concurrent_requests,
+        ))
+        // Bounds the time to a response (not a stream's lifetime: SSE and WebSocket responses
+        // are returned at once).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout(),
+        ));
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(stack)
+}
+
+fn overloaded() -> axum::response::Response {
+    let mut response =
+        ApiError::Unavailable("the server is at its concurrency limit; retry shortly".into())
+            .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}

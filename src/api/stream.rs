@@ -1,0 +1,140 @@
+//! `GET /v1/stream`: events as Server-Sent Events, with the `/v1/ws` filters as query
+//! parameters. `id:` is the offset; a reconnecting EventSource sends it back as
+//! `Last-Event-ID` and gets exactly what it missed, when history still holds it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::auth::Reader;
+use super::error::ApiError;
+use crate::hub::{Filter, Position};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Comma-separated event types.
+    event_types: Option<String>,
+    /// Comma-separated categories.
+    categories: Option<String>,
+    /// Comma-separated sources.
+    sources: Option<String>,
+    /// Resume after this offset (same as `Last-Event-ID`).
+    since_offset: Option<u64>,
+    /// The epoch `since_offset` belongs to (default: the current one).
+    since_epoch: Option<String>,
+    /// An API key, for browsers that cannot set headers.
+    #[allow(dead_code, reason = "read by the auth extractor from the raw query")]
+    token: Option<String>,
+}
+
+/// Subscribe to events as Server-Sent Events.
+#[utoipa::path(
+    get, path = "/v1/stream", tag = "subscribe",
+    params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this offset")),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream"),
+        (status = 400, description = "Bad filter", body = super::error::Problem),
+        (status = 401, description = "No valid key", body = super::error::Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []), ())
+)]
+pub async fn v1_stream(
+    _access: Reader,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let Query(query) = query?;
+    let filter = Filter::from_lists(
+        query.event_types.as_deref(),
+        query.categories.as_deref(),
+        query.sources.as_deref(),
+    );
+    let unknown = filter.unknown_categories();
+    if !unknown.is_empty() {
+        return Err(ApiError::Validation(vec![crate::event::FieldError {
+            index: None,
+            field: "categories".into(),
+            message: format!("unknown categories: {}", unknown.join(", ")),
+        }]));
+    }
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let since_offset = match last_event_id {
+        Some(raw) => Some(raw.trim().parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("Last-Event-ID `{raw}` is not an offset"))
+        })?),
+        None => query.since_offset,
+    };
+    let hub = state.hub.clone();
+    let since = since_offset.map(|offset| Position {
+        epoch: query
+            .since_epoch
+            .clone()
+            .unwrap_or_else(|| hub.epoch().to_string()),
+        offset,
+    });
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut subscription = hub.subscribe(since.as_ref());
+        let hello = json!({"epoch": hub.epoch(), "offset": subscription.head, "recovered": subscription.recovered});
+        yield Ok(SseEvent::default().event("subscribed").data(hello.to_string()));
+        let mut last = subscription.head;
+        for published in subscription.replay.drain(..) {
+            if filter.matches(&published) {
+                yield Ok(event_of(&published));
+            }
+        }
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = subscription.receiver.recv() => received,
+            };
+            match received {
+                Ok(published) => {
+                    if published.offset > last {
+                        last = published.offset;
+                        if filter.matches(&published) {
+                            yield Ok(event_of(&published));
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    hub.counters().lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let notice = json!({"missed": missed, "offset": last});
+                    yield Ok(SseEvent::default().event("lagged").data(notice.to_string()));
+                    let Some(missed_events) = hub.since(last) else {
+                        hub.counters().dropped_subscribers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let gone = json!({"code": "lagged_past_history", "message": "reconnect with Last-Event-ID", "offset": last});
+                        yield Ok(SseEvent::default().event("error").data(gone.to_string()));
+                        break;
+                    };
+                    for published in missed_events {
+                        last = published.offset;
+                        if filter.matches(&published) {
+                            yield Ok(event_of(&published));
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn event_of(published: &crate::hub::Published) -> SseEvent {
+    SseEvent::default()
+        .id(published.offset.to_string())
+        .event("event")
+        .data(published.frame.as_str())
+}

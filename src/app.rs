@@ -1,0 +1,132 @@
+//! Building and running the service: pools, hub, state, listener; serve until a shutdown
+//! signal, then close streams, let in-flight requests finish and wait for sockets to say goodbye.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, auth::Authenticator};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ingest::Ingest;
+use crate::store::{self, StartupError};
+
+/// A built, listening, not yet serving switchyard.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Store(#[from] StartupError),
+    #[error(
+        "cannot listen on {addr}: {cause}\nChoose another address with MONITORING_HOST/MONITORING_PORT or --host/--port."
+    )]
+    Listen {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Connects to the control store (creating and migrating it), builds the hub and binds.
+    pub async fn build(config: Config) -> Result<Self, BuildError> {
+        let pool = store::connect_and_migrate(&config.database_url).await?;
+        let hub = Hub::new(
+            config.history_size as usize,
+            config.subscriber_queue as usize,
+        );
+        let ingest = Ingest::new(hub.clone(), config.idempotency_window());
+        let auth = Authenticator::new(
+            pool.clone(),
+            config.admin_key.as_deref(),
+            config.public_read,
+        );
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|cause| BuildError::Listen { addr, cause })?;
+        let state = AppState {
+            config: Arc::new(config),
+            pool,
+            hub,
+            ingest,
+            auth,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until_stopped(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let token = state.shutdown.clone();
+        let grace = Duration::from_secs(state.config.shutdown_grace_s);
+        tracing::info!(addr = %self.local_addr(), epoch = state.hub.epoch(), "switchyard listening");
+        let router = api::router(state.clone());
+        let trigger = token.clone();
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down: closing streams and sockets");
+                trigger.cancel();
+            })
+            .await?;
+        state.connections.close();
+        if tokio::time::timeout(grace, state.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "connections still open after the grace period"
+            );
+        }
+        state.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,153 @@
+//! The command line: `serve`, `tail`, `keys`, `bench`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::auth::Scope;
+use crate::client::{self, TailArgs};
+use crate::config::Config;
+use crate::{Application, app, bench, store, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Feature-flag and circuit-breaker control plane for live monitoring events"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve(Box<Config>),
+    /// Subscribe to a running switchyard and print events as lines.
+    Tail(TailArgs),
+    /// Manage API keys (talks to the control store directly).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Benchmarks against a running server.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The control store.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/switchyard",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// A name to tell the key apart (the actor in audit rows). Default: `<scope>-<n>`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke the active key with this name or id.
+    Revoke { name_or_id: String },
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(config) => serve(*config).await,
+        Command::Tail(args) => client::tail(args).await,
+        Command::Keys { command, db } => keys(command, &db.database_url).await,
+        Command::Bench { command } => bench::run(command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.log_format, &config.log);
+    let app = Application::build(config).await?;
+    app.run_until_stopped(app::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn keys(command: KeysCommand, database_url: &str) -> anyhow::Result<()> {
+    let pool = store::connect_and_migrate(database_url).await?;
+    match command {
+        KeysCommand::Create { scope, name } => {
+            let name = match name {
+                Some(name) => name,
+                None => format!(
+                    "{}-{}",
+                    scope.as_str(),
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                ),
+            };
+            let created = store::keys::create(&pool, &name, scope).await.map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+                    anyhow::anyhow!("an active key named `{name}` exists already; revoke it or pick another --name")
+                }
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("23514") => {
+                    anyhow::anyhow!("a key name must be 1 to 100 characters")
+                }
+                _ => e.into(),
+            })?;
+            eprintln!(
+                "created {} key `{}` (shown once; store it now):",
+                scope.as_str(),
+                created.record.name
+            );
+            println!("{}", created.key);
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<38} {:<24} {:<8} {:<12} {:<26} REVOKED",
+                "ID", "NAME", "SCOPE", "PREFIX", "CREATED"
+            );
+            for key in store::keys::list(&pool).await? {
+                println!(
+                    "{:<38} {:<24} {:<8} {:<12} {:<26} {}",
+                    key.id,
+                    key.name,
+                    key.scope.as_str(),
+                    key.prefix,
+                    key.created_at.to_rfc3339(),
+                    key.revoked_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        KeysCommand::Revoke { name_or_id } => {
+            match store::keys::revoke(&pool, &name_or_id).await? {
+                Some(key) => println!(
+                    "revoked `{}` ({}); running servers stop accepting it within 30 s",
+                    key.name, key.id
+                ),
+                None => anyhow::bail!("no active key named `{name_or_id}`"),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The client side the CLI uses: `switchyard tail` subscribes over `/v1/ws` and prints events.
+
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// Where a CLI command finds the server, and the key it presents.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Base URL of a running switchyard.
+    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key (read scope for tail).
+    #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Only these event types (repeat or comma-separate).
+    #[arg(long = "event-type", value_delimiter = ',')]
+    pub event_types: Vec<String>,
+    /// Only these categories.
+    #[arg(long = "category", value_delimiter = ',')]
+    pub categories: Vec<String>,
+    /// Only these sources.
+    #[arg(long = "source", value_delimiter = ',')]
+    pub sources: Vec<String>,
+    /// Resume after a position, `EPOCH:OFFSET`.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Print each frame as JSON instead of a line.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+/// `http(s)://host/base` -> `ws(s)://host/base{path}`.
+pub fn ws_url(base: &str, path: &str) -> anyhow::Result<String> {
+    let base = base.trim_end_matches('/');
+    let rest = base
+        .strip_prefix("http://")
+        .map(|r| format!("ws://{r}"))
+        .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
+        .or_else(|| {
+            (base.starts_with("ws://") || base.starts_with("wss://")).then(|| base.to_string())
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--url must start with http://, https://, ws:// or wss:// (got `{base}`)"
+            )
+        })?;
+    Ok(format!("{rest}{path}"))
+}
+
+pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let mut request = ws_url(&args.server.url, "/v1/ws")?.into_client_request()?;
+    if let Some(key) = &args.server.key {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {key}").parse()?);
+    }
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot subscribe at {}: {e}", args.server.url))?;
+    let since = match &args.since {
+        Some(raw) => {
+            let (epoch, offset) = raw
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--since takes EPOCH:OFFSET"))?;
+            json!({"epoch": epoch, "offset": offset.parse::<u64>()?})
+        }
+        None => Value::Null,
+    };
+    let subscribe = json!({"op": "subscribe", "since": since, "filter": {
+        "event_types": args.event_types, "categories": args.categories, "sources": args.sources}});
+    socket.send(Message::text(subscribe.to_string())).await?;
+    let mut seen = 0u64;
+    while let Some(message) = socket.next().await {
+        let text = match message? {
+            Message::Text(text) => text,
+            Message::Close(frame) => {
+                let why = frame
+                    .map(|f| format!("{} {}", f.code, f.reason))
+                    .unwrap_or_default();
+                eprintln!("server closed the stream {why}");
+                break;
+            }
+            _ => continue,
+        };
+        let frame: Value = serde_json::from_str(&text)?;
+        if args.json {
+            println!("{text}");
+        } else {
+            print_frame(&frame);
+        }
+        if frame["op"] == "event" {
+            seen += 1;
+            if args.count.is_some_and(|n| seen >= n) {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_frame(frame: &Value) {
+    match frame["op"].as_str() {
+        Some("event") => {
+            let e = &frame["event"];
+            println!(
+                "{:>8}  {}  {:<13} {:<24} {:<20} {}",
+                frame["offset"],
+                e["timestamp"].as_str().unwrap_or(""),
+                e["category"].as_str().unwrap_or(""),
+                e["event_type"].as_str().unwrap_or(""),
+                e["source"].as_str().unwrap_or(""),
+                e["data"]
+            );
+        }
+        Some("subscribed") => eprintln!(
+            "subscribed at {}:{} (recovered: {})",
+            frame["epoch"].as_str().unwrap_or(""),
+            frame["offset"],
+            frame["recovered"]
+        ),
+        Some("lagged") => eprintln!("lagged: missed {} events", frame["missed"]),
+        _ => eprintln!("{frame}"),
+    }
+}

@@ -1,0 +1,170 @@
+//! Every setting switchyard reads, typed, with its environment name and default.
+//!
+//! Nothing else in the crate reads the environment: `clap` parses the command line and the
+//! environment together here, so `switchyard serve --help` is the complete list of settings.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Settings of `switchyard serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long = "host", env = "MONITORING_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free port).
+    #[arg(long = "port", env = "MONITORING_PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// The control store. The database is created if it does not exist.
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/switchyard",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Events kept in the hub's history ring (resume window).
+    #[arg(long, env = "SWITCHYARD_HISTORY_SIZE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_size: u32,
+
+    /// Events a subscriber may fall behind before it is told it lagged.
+    #[arg(long, env = "SWITCHYARD_SUBSCRIBER_QUEUE", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..))]
+    pub subscriber_queue: u32,
+
+    /// Window in which a repeated client-chosen event id is acknowledged but not broadcast again.
+    #[arg(long, env = "SWITCHYARD_IDEMPOTENCY_WINDOW_S", default_value_t = 300)]
+    pub idempotency_window_s: u64,
+
+    /// An admin key accepted without a database lookup (automation, quickstart). Never logged.
+    #[arg(long, env = "SWITCHYARD_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Let clients subscribe and read without a key (legacy dashboards had none).
+    #[arg(long, env = "SWITCHYARD_PUBLIC_READ", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub public_read: bool,
+
+    /// Longest a request may take to produce its response, in milliseconds.
+    #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Requests served at once; beyond it requests are shed with 503 and Retry-After.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Interval of server pings on WebSockets; a client silent for two intervals is dropped.
+    #[arg(long, env = "SWITCHYARD_WS_PING_INTERVAL_S", default_value_t = 25)]
+    pub ws_ping_interval_s: u64,
+
+    /// How long shutdown waits for open connections to finish, in seconds.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    pub shutdown_grace_s: u64,
+
+    /// Log format.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing's EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+impl Config {
+    /// The settings with their defaults, for tests and embedding: listen on a free loopback port.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            database_url: database_url.into(),
+            history_size: 10_000,
+            subscriber_queue: 4096,
+            idempotency_window_s: 300,
+            admin_key: None,
+            public_read: false,
+            request_timeout_ms: 30_000,
+            max_concurrent_requests: 1024,
+            ws_ping_interval_s: 25,
+            shutdown_grace_s: 10,
+            log_format: LogFormat::Text,
+            log: "info".into(),
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn idempotency_window(&self) -> Duration {
+        Duration::from_secs(self.idempotency_window_s)
+    }
+
+    pub fn ws_ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ws_ping_interval_s.max(1))
+    }
+}
+
+/// Booleans the legacy way: true/1/yes/on and false/0/no/off, any case.
+pub fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        other => Err(format!(
+            "`{other}` is not a boolean (true/1/yes/on or false/0/no/off)"
+        )),
+    }
+}
+
+/// The URL with its password replaced by `****`, for messages and logs.
+pub fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("****"));
+            }
+            url.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_booleans_parse() {
+        for yes in ["true", "1", "YES", "on"] {
+            assert_eq!(parse_bool(yes), Ok(true));
+        }
+        for no in ["false", "0", "no", "Off"] {
+            assert_eq!(parse_bool(no), Ok(false));
+        }
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn mask_url_hides_the_password_only() {
+        assert_eq!(
+            mask_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:****@db:5432/x"
+        );
+        assert_eq!(mask_url("postgres://app@db/x"), "postgres://app@db/x");
+    }
+}

@@ -1,0 +1,285 @@
+//! The hub: every accepted event, in memory, with its position in the stream, fanned out to
+//! every subscriber. Nothing here touches a database, so the WebSocket path keeps delivering
+//! when Postgres is gone (DESIGN.md invariant 1).
+//!
+//! Positions are `(epoch, offset)`: the epoch is new on every start, the offset increases by one
+//! per event. A history ring keeps the last events so a client can resume from its last
+//! position (Centrifugo's model: a full replay, `recovered: true`, or none at all).
+//!
+//! Fan-out goes through one `tokio::sync::broadcast` channel carrying `Arc<Published>`: each
+//! event is encoded once, at publish, and every subscriber sends the same bytes. The channel's
+//! capacity is the per-subscriber queue: a subscriber that falls that far behind sees
+//! `Lagged`, is told so, and catches up from the history ring, or is closed when even the ring
+//! no longer holds what it missed. A slow subscriber never blocks the publisher or the others.
+
+mod filter;
+pub mod legacy;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+pub use filter::Filter;
+
+use crate::event::Event;
+
+/// WebSocket close code for a subscriber that fell behind past the history ring. It resumes
+/// by reconnecting with `since` = its last position (and gets `recovered: false` if that is
+/// gone too).
+pub const CLOSE_LAGGED_PAST_HISTORY: u16 = 4001;
+
+/// A position in the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Position {
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// One event as published: its offset and its encodings, made once for every subscriber.
+#[derive(Debug)]
+pub struct Published {
+    pub offset: u64,
+    pub event: Event,
+    /// `{"op":"event","offset":N,"event":{...}}`, the `/v1/ws` frame and the SSE data.
+    pub frame: Utf8Bytes,
+    /// The legacy dashboard frame of `/ws`.
+    pub legacy_frame: Utf8Bytes,
+}
+
+/// What a new subscriber starts from.
+pub struct Subscription {
+    /// Events it missed since the position it asked for (empty unless `recovered`).
+    pub replay: Vec<Arc<Published>>,
+    /// True when `since` was given and everything after it was still in history.
+    pub recovered: bool,
+    /// The newest offset at the moment of subscribing.
+    pub head: u64,
+    pub receiver: broadcast::Receiver<Arc<Published>>,
+}
+
+/// Counters an operator reads.
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    pub published: AtomicU64,
+    pub lagged: AtomicU64,
+    pub dropped_subscribers: AtomicU64,
+}
+
+struct Ring {
+    head: u64,
+    events: VecDeque<Arc<Published>>,
+}
+
+/// The in-memory event stream. Cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    epoch: String,
+    capacity: usize,
+    ring: Mutex<Ring>,
+    sender: broadcast::Sender<Arc<Published>>,
+    legacy: legacy::LegacyStats,
+    counters: HubCounters,
+}
+
+impl Hub {
+    /// A hub that keeps `history` events and lets a subscriber fall `queue` events behind.
+    pub fn new(history: usize, queue: usize) -> Self {
+        let (sender, _) = broadcast::channel(queue.max(1));
+        let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        Self {
+            inner: Arc::new(HubInner {
+                epoch,
+                capacity: history.max(1),
+                ring: Mutex::new(Ring {
+                    head: 0,
+                    events: VecDeque::with_capacity(history.min(65_536)),
+                }),
+                sender,
+                legacy: legacy::LegacyStats::default(),
+                counters: HubCounters::default(),
+            }),
+        }
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.inner.epoch
+    }
+
+    pub fn head(&self) -> u64 {
+        self.lock_ring().head
+    }
+
+    pub fn counters(&self) -> &HubCounters {
+        &self.inner.counters
+    }
+
+    pub fn legacy_stats(&self) -> &legacy::LegacyStats {
+        &self.inner.legacy
+    }
+
+    /// Subscribers attached right now, all protocols.
+    pub fn receiver_count(&self) -> usize {
+        self.inner.sender.receiver_count()
+    }
+
+    /// Stamps the event with the next offset, keeps it in history and sends it to every
+    /// subscriber. Encoding happens before the lock; the lock covers only the ring and the send,
+    /// so offsets reach the channel in order.
+    pub fn publish(&self, event: Event) -> u64 {
+        self.inner.legacy.record(&event);
+        let event_json = serde_json::to_string(&event).expect("events serialize");
+        let legacy_frame = Utf8Bytes::from(legacy::frame(&event));
+        let mut ring = self.lock_ring();
+        ring.head += 1;
+        let offset = ring.head;
+        let frame = Utf8Bytes::from(format!(
+            r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
+        ));
+        let published = Arc::new(Published {
+            offset,
+            event,
+            frame,
+            legacy_frame,
+        });
+        if ring.events.len() == self.inner.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(published.clone());
+        // No receivers is fine: the event is in history for whoever connects next.
+        let _ = self.inner.sender.send(published);
+        self.inner
+            .counters
+            .published
+            .fetch_add(1, Ordering::Relaxed);
+        offset
+    }
+
+    /// Attaches a subscriber. With `since`, it gets every event after that position if history
+    /// still holds all of them, and nothing from history otherwise (never a partial replay).
+    pub fn subscribe(&self, since: Option<&Position>) -> Subscription {
+        let ring = self.lock_ring();
+        let receiver = self.inner.sender.subscribe();
+        let head = ring.head;
+        let (replay, recovered) = match since {
+            Some(pos) if pos.epoch == self.inner.epoch && pos.offset <= head => {
+                match Self::after(&ring, pos.offset) {
+                    Some(events) => (events, true),
+                    None => (Vec::new(), false),
+                }
+            }
+            _ => (Vec::new(), false),
+        };
+        Subscription {
+            replay,
+            recovered,
+            head,
+            receiver,
+        }
+    }
+
+    /// Every event after `offset`, if the ring still holds all of them.
+    pub fn since(&self, offset: u64) -> Option<Vec<Arc<Published>>> {
+        Self::after(&self.lock_ring(), offset)
+    }
+
+    /// The newest `limit` events, oldest first.
+    pub fn recent(&self, limit: usize) -> Vec<Arc<Published>> {
+        let ring = self.lock_ring();
+        let skip = ring.events.len().saturating_sub(limit);
+        ring.events.iter().skip(skip).cloned().collect()
+    }
+
+    fn after(ring: &Ring, offset: u64) -> Option<Vec<Arc<Published>>> {
+        if offset >= ring.head {
+            return Some(Vec::new());
+        }
+        let first = ring.events.front()?.offset;
+        if offset + 1 < first {
+            return None;
+        }
+        let skip = (offset + 1 - first) as usize;
+        Some(ring.events.iter().skip(skip).cloned().collect())
+    }
+
+    fn lock_ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // A panic while holding this lock cannot leave the ring half-written (push and pop are
+        // single operations), so a poisoned lock is still safe to use.
+        self.inner
+            .ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::parse_event;
+
+    fn event(n: usize) -> Event {
+        let value = serde_json::json!({"event_type": "stats", "source": format!("s{n}")});
+        parse_event(&value, None, chrono::Utc::now()).unwrap()
+    }
+
+    #[test]
+    fn offsets_increase_by_one_and_history_is_bounded() {
+        let hub = Hub::new(3, 16);
+        let offsets: Vec<u64> = (0..5).map(|n| hub.publish(event(n))).collect();
+        assert_eq!(offsets, [1, 2, 3, 4, 5]);
+        let recent: Vec<u64> = hub.recent(10).iter().map(|p| p.offset).collect();
+        assert_eq!(recent, [3, 4, 5]);
+    }
+
+    #[test]
+    fn resume_is_all_or_nothing() {
+        let hub = Hub::new(3, 16);
+        for n in 0..5 {
+            hub.publish(event(n));
+        }
+        let pos = |offset| Position {
+            epoch: hub.epoch().to_string(),
+            offset,
+        };
+        let sub = hub.subscribe(Some(&pos(2)));
+        assert!(sub.recovered);
+        assert_eq!(
+            sub.replay.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+        let gone = hub.subscribe(Some(&pos(1)));
+        assert!(!gone.recovered && gone.replay.is_empty());
+        let other_epoch = hub.subscribe(Some(&Position {
+            epoch: "old".into(),
+            offset: 4,
+        }));
+        assert!(!other_epoch.recovered);
+        let at_head = hub.subscribe(Some(&pos(5)));
+        assert!(at_head.recovered && at_head.replay.is_empty());
+        let future = hub.subscribe(Some(&pos(9)));
+        assert!(!future.recovered);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_receives_what_is_published_after_it_joined() {
+        let hub = Hub::new(10, 16);
+        hub.publish(event(0));
+        let mut sub = hub.subscribe(None);
+        hub.publish(event(1));
+        let got = sub.receiver.recv().await.unwrap();
+        assert_eq!(got.offset, 2);
+        assert!(
+            got.frame
+                .as_str()
+                .starts_with(r#"{"op":"event","offset":2,"event":{"#)
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Accepting events: parse and validate a request whole, then stamp and hand each event to
+//! the hub. A client-chosen id makes a publish idempotent within a window: a repeat is
+//! acknowledged with the original offset and not broadcast again.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use moka::future::Cache;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::api::error::ApiError;
+use crate::event::{Event, FieldError, parse_event};
+use crate::hub::Hub;
+
+/// Most events one request may carry.
+pub const MAX_BATCH: usize = 1_000;
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What the publisher is told about one event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Receipt {
+    pub id: Uuid,
+    pub offset: u64,
+    /// True when this id was already published within the idempotency window: the event was
+    /// acknowledged, not broadcast again, and `offset` is the original one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    hub: Hub,
+    seen: Cache<Uuid, u64>,
+}
+
+impl Ingest {
+    pub fn new(hub: Hub, idempotency_window: Duration) -> Self {
+        let seen = Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(idempotency_window)
+            .build();
+        Self { hub, seen }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Parses a request body: one event object or an array of up to [`MAX_BATCH`]. Any bad
+    /// event rejects the whole request.
+    pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, ApiError> {
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let now = Utc::now();
+        let (items, batched): (Vec<&Value>, bool) = match &value {
+            Value::Array(items) => (items.iter().collect(), true),
+            other => (vec![other], false),
+        };
+        if items.len() > MAX_BATCH {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "a request carries at most {MAX_BATCH} events (got {})",
+                items.len()
+            )));
+        }
+        if items.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError {
+                index: None,
+                field: "".into(),
+                message: "the batch is empty: send one event object or a non-empty array".into(),
+            }]));
+        }
+        let mut events = Vec::with_capacity(items.len());
+        let mut errors = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match parse_event(item, batched.then_some(i), now) {
+                Ok(event) => events.push(event),
+                Err(mut bad) => errors.append(&mut bad),
+            }
+        }
+        if errors.is_empty() {
+            Ok(events)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+
+    /// Stamps and publishes validated events, in order.
+    pub async fn accept(&self, events: Vec<Event>) -> Vec<Receipt> {
+        let mut receipts = Vec::with_capacity(events.len());
+        for event in events {
+            receipts.push(self.accept_one(event).await);
+        }
+        receipts
+    }
+
+    pub async fn accept_one(&self, event: Event) -> Receipt {
+        let id = event.id;
+        let hub = &self.hub;
+        let entry = self
+            .seen
+            .entry(id)
+            .or_insert_with(async move { hub.publish(event) })
+            .await;
+        Receipt {
+            id,
+            offset: *entry.value(),
+            duplicate: !entry.is_fresh(),
+        }
+    }
+}

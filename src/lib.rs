@@ -1,0 +1,19 @@
+//! switchyard: a feature-flag and circuit-breaker control plane for live monitoring events.
+//!
+//! Data walks one way: `api` -> `ingest` -> `hub` (and, in later layers, the router and the
+//! Realtime sink). See DESIGN.md for the architecture and its invariants.
+
+pub mod api;
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod event;
+pub mod hub;
+pub mod ingest;
+pub mod store;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

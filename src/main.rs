@@ -1,0 +1,10 @@
+//! The `switchyard` binary: parse the command line and hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    switchyard::cli::run(switchyard::cli::Cli::parse()).await
+}
