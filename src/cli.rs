@@ -33,6 +33,8 @@ pub enum Command {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+    /// Print the OpenAPI document (what `openapi/openapi.json` holds).
+    Openapi,
     /// Benchmarks against a running server.
     Bench {
         #[command(subcommand)]
@@ -71,10 +73,17 @@ pub enum KeysCommand {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Serve(config) => serve(*config).await,
+        Command::Serve(mut config) => {
+            config.flag_env = crate::config::flag_pins_from_env(std::env::vars());
+            serve(*config).await
+        }
         Command::Tail(args) => client::tail(args).await,
         Command::Keys { command, db } => keys(command, &db.database_url).await,
         Command::Bench { command } => bench::run(command).await,
+        Command::Openapi => {
+            print!("{}", crate::api::openapi_json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

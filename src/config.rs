@@ -75,6 +75,92 @@ pub struct Config {
     /// Log filter (tracing's EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
+
+    /// The environment flags are evaluated in when a context names none.
+    #[arg(long, env = "SWITCHYARD_ENVIRONMENT", default_value = "production")]
+    pub environment: String,
+
+    /// Seconds between full flag resyncs (covers a missed NOTIFY).
+    #[arg(long, env = "SWITCHYARD_FLAGS_RESYNC_S", default_value_t = 30)]
+    pub flag_resync_s: u64,
+
+    /// Days of flag audit history to keep (0 keeps everything).
+    #[arg(long, env = "SWITCHYARD_AUDIT_RETENTION_DAYS", default_value_t = 0)]
+    pub audit_retention_days: u32,
+
+    /// The legacy boot-time variables, which pin the flags they map to.
+    #[command(flatten)]
+    pub legacy: LegacyEnv,
+
+    /// `SWITCHYARD_FLAG_<KEY>` pins (dots and dashes in the key become underscores), read
+    /// from the environment at boot by [`flag_pins_from_env`].
+    #[arg(skip)]
+    pub flag_env: std::collections::BTreeMap<String, String>,
+}
+
+/// The legacy system's boot-time variables (REFERENCE.md section 1). Each one set pins the
+/// flag it maps to; the README has the mapping.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LegacyEnv {
+    /// Legacy: route through the adapter layer (false pins `broadcast.strategy` to websocket).
+    #[arg(long, env = "MONITORING_USE_ADAPTER", value_parser = parse_bool)]
+    pub use_adapter: Option<bool>,
+    /// Legacy: websocket | realtime | dual, pins `broadcast.strategy`.
+    #[arg(long, env = "MONITORING_ADAPTER_TYPE")]
+    pub adapter_type: Option<String>,
+    /// Legacy: true pins `broadcast.strategy` to dual.
+    #[arg(long, env = "MONITORING_DUAL_MODE", value_parser = parse_bool)]
+    pub dual_mode: Option<bool>,
+    /// Legacy: true pins `broadcast.strategy` to realtime.
+    #[arg(long, env = "MONITORING_USE_REALTIME", value_parser = parse_bool)]
+    pub use_realtime: Option<bool>,
+    /// Legacy: pins `validation.enabled`.
+    #[arg(long, env = "MONITORING_ENABLE_VALIDATION", value_parser = parse_bool)]
+    pub enable_validation: Option<bool>,
+    /// Legacy: strict validation (reported by /health/flags).
+    #[arg(long, env = "MONITORING_VALIDATION_STRICT", value_parser = parse_bool)]
+    pub validation_strict: Option<bool>,
+    /// Legacy: metrics flush interval in seconds (default 300).
+    #[arg(long, env = "MONITORING_METRICS_FLUSH_INTERVAL")]
+    pub metrics_flush_interval: Option<String>,
+    /// Legacy: persist metrics.
+    #[arg(long, env = "MONITORING_METRICS_PERSISTENCE", value_parser = parse_bool)]
+    pub metrics_persistence: Option<bool>,
+    /// Legacy: Realtime batch size (default 100).
+    #[arg(long, env = "MONITORING_BATCH_SIZE")]
+    pub batch_size: Option<u32>,
+    /// Legacy: timeout of a Realtime write in ms (default 5000).
+    #[arg(long, env = "MONITORING_TIMEOUT_MS")]
+    pub timeout_ms: Option<u64>,
+    /// Legacy: pins `broadcast.category.critical`'s percentage.
+    #[arg(long, env = "DUAL_WRITE_CRITICAL_PERCENTAGE")]
+    pub dual_write_critical_percentage: Option<f64>,
+    /// Legacy: pins `broadcast.category.performance`'s percentage.
+    #[arg(long, env = "DUAL_WRITE_PERFORMANCE_PERCENTAGE")]
+    pub dual_write_performance_percentage: Option<f64>,
+    /// Legacy: pins `broadcast.category.user_activity`'s percentage.
+    #[arg(long, env = "DUAL_WRITE_USER_ACTIVITY_PERCENTAGE")]
+    pub dual_write_user_activity_percentage: Option<f64>,
+    /// Legacy: pins `broadcast.category.system`'s percentage.
+    #[arg(long, env = "DUAL_WRITE_SYSTEM_PERCENTAGE")]
+    pub dual_write_system_percentage: Option<f64>,
+    /// Legacy: pins `broadcast.category.debug`'s percentage.
+    #[arg(long, env = "DUAL_WRITE_DEBUG_PERCENTAGE")]
+    pub dual_write_debug_percentage: Option<f64>,
+    /// Legacy: websocket_only | realtime_only, pins `broadcast.strategy` (wins over the other legacy names).
+    #[arg(long, env = "DUAL_WRITE_GLOBAL_OVERRIDE")]
+    pub global_override: Option<String>,
+    /// Legacy: false pins `realtime.breaker.mode` to disabled.
+    #[arg(long, env = "CIRCUIT_BREAKER_ENABLED", value_parser = parse_bool)]
+    pub circuit_breaker_enabled: Option<bool>,
+}
+
+/// The `SWITCHYARD_FLAG_*` variables of an environment.
+pub fn flag_pins_from_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    vars.filter(|(name, _)| name.starts_with("SWITCHYARD_FLAG_"))
+        .collect()
 }
 
 /// How log lines are written.
@@ -104,6 +190,11 @@ impl Config {
             shutdown_grace_s: 10,
             log_format: LogFormat::Text,
             log: "info".into(),
+            environment: "production".into(),
+            flag_resync_s: 30,
+            audit_retention_days: 0,
+            legacy: LegacyEnv::default(),
+            flag_env: Default::default(),
         }
     }
 

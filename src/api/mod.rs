@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use crate::hub::Hub;
@@ -100,15 +101,35 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+/// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
+pub fn openapi_json() -> String {
+    let mut json = openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    /// Fails when a route or schema changed without `switchyard openapi > openapi/openapi.json`.
+    #[test]
+    fn committed_openapi_matches_the_code() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == super::openapi_json(),
+            "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
+        );
+    }
+}
+
 /// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = api_router().split_for_parts();
-    let spec = Arc::new(spec);
+    // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
     let routes = routes
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || async move { axum::Json((*spec).clone()) }),
-        )
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(error::not_found);
     middleware::apply(routes, &state.config).with_state(state)
 }
