@@ -89,6 +89,7 @@ pub async fn v1_stream(
         let hello = json!({"epoch": hub.epoch(), "offset": subscription.head, "recovered": subscription.recovered});
         yield Ok(SseEvent::default().event("subscribed").data(hello.to_string()));
         let mut last = subscription.head;
+        let mut system = hub.subscribe_system();
         for published in subscription.replay.drain(..) {
             if filter.matches(&published) {
                 yield Ok(event_of(&published));
@@ -97,6 +98,12 @@ pub async fn v1_stream(
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                frame = system.recv() => {
+                    if let Ok(frame) = frame {
+                        yield Ok(SseEvent::default().event("system").data(frame.as_str()));
+                    }
+                    continue;
+                }
                 received = subscription.receiver.recv() => received,
             };
             match received {

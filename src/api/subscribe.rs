@@ -109,6 +109,7 @@ impl Session {
         Rx: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
         let mut active: Option<Active> = None;
+        let mut system = self.hub.subscribe_system();
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.tick().await;
         let mut last_heard = Instant::now();
@@ -132,6 +133,13 @@ impl Session {
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
+                frame = system.recv() => match frame {
+                    Ok(frame) => {
+                        if sink.send(Message::Text(frame)).await.is_err() { return Ending::Gone; }
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return Ending::Close(1001, "server shutting down"),
+                },
                 received = next_event(&mut active) => {
                     let Some(active) = active.as_mut() else { continue };
                     match self.deliver(received, active, sink).await {

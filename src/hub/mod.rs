@@ -33,6 +33,10 @@ use crate::event::Event;
 /// gone too).
 pub const CLOSE_LAGGED_PAST_HISTORY: u16 = 4001;
 
+/// System frames a client may fall behind before it misses some (they are also kept in
+/// state the client can re-read: flags, breakers).
+const SYSTEM_QUEUE: usize = 256;
+
 /// A position in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Position {
@@ -86,6 +90,9 @@ struct HubInner {
     capacity: usize,
     ring: Mutex<Ring>,
     sender: broadcast::Sender<Arc<Published>>,
+    /// System frames (`{"op":"system",...}`: flag changes, breaker transitions) for every
+    /// `/v1/ws` and `/v1/stream` client. Rare and small, so one shared channel suffices.
+    system: broadcast::Sender<Utf8Bytes>,
     legacy: legacy::LegacyStats,
     counters: HubCounters,
 }
@@ -94,6 +101,7 @@ impl Hub {
     /// A hub that keeps `history` events and lets a subscriber fall `queue` events behind.
     pub fn new(history: usize, queue: usize) -> Self {
         let (sender, _) = broadcast::channel(queue.max(1));
+        let (system, _) = broadcast::channel(SYSTEM_QUEUE);
         let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Self {
             inner: Arc::new(HubInner {
@@ -104,6 +112,7 @@ impl Hub {
                     events: VecDeque::with_capacity(history.min(65_536)),
                 }),
                 sender,
+                system,
                 legacy: legacy::LegacyStats::default(),
                 counters: HubCounters::default(),
             }),
@@ -161,6 +170,17 @@ impl Hub {
             .published
             .fetch_add(1, Ordering::Relaxed);
         offset
+    }
+
+    /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client. `frame` is
+    /// the whole frame, `{"op":"system","kind":...}`.
+    pub fn publish_system(&self, frame: &serde_json::Value) {
+        let _ = self.inner.system.send(Utf8Bytes::from(frame.to_string()));
+    }
+
+    /// Receives system frames from now on.
+    pub fn subscribe_system(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.inner.system.subscribe()
     }
 
     /// Attaches a subscriber. With `since`, it gets every event after that position if history
