@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::config::Config;
+use crate::flags::live::{LiveFlags, PinSources};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::store::{self, StartupError};
@@ -49,6 +50,11 @@ impl Application {
             config.admin_key.as_deref(),
             config.public_read,
         );
+        let sources = PinSources {
+            legacy: config.legacy.clone(),
+            flag_env: config.flag_env.clone(),
+        };
+        let flags = LiveFlags::load(&pool, sources).await;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -59,6 +65,7 @@ impl Application {
             hub,
             ingest,
             auth,
+            flags,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         };
@@ -85,6 +92,7 @@ impl Application {
         let grace = Duration::from_secs(state.config.shutdown_grace_s);
         tracing::info!(addr = %self.local_addr(), epoch = state.hub.epoch(), "switchyard listening");
         let router = api::router(state.clone());
+        let background = spawn_background(&state);
         let trigger = token.clone();
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
@@ -103,10 +111,74 @@ impl Application {
                 "connections still open after the grace period"
             );
         }
+        for task in background {
+            let _ = task.await;
+        }
         state.pool.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The tasks that run beside the server until shutdown: the flag listener, the forwarding
+/// of flag changes to subscribers, the audit retention.
+fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = &state.config;
+    let mut tasks = vec![state.flags.spawn_listener(
+        state.pool.clone(),
+        Duration::from_secs(config.flag_resync_s.max(1)),
+        state.shutdown.clone(),
+    )];
+    let (hub, mut changes, shutdown) = (
+        state.hub.clone(),
+        state.flags.subscribe(),
+        state.shutdown.clone(),
+    );
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => change,
+            };
+            match change {
+                Ok(change) => hub.publish_system(&serde_json::json!({
+                    "op": "system", "kind": "flag_changed", "key": change.key,
+                    "version": change.version, "revision": change.revision,
+                })),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }));
+    if config.audit_retention_days > 0 {
+        let (pool, days, shutdown) = (
+            state.pool.clone(),
+            config.audit_retention_days,
+            state.shutdown.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+                // Small batches, so retention never holds long locks.
+                loop {
+                    match crate::store::flags::prune_audit(&pool, cutoff, 1000).await {
+                        Ok(0) => break,
+                        Ok(n) => tracing::info!(rows = n, "pruned flag audit rows past retention"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "audit retention failed; will retry");
+                            break;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    tasks
 }
 
 /// Resolves on SIGINT or SIGTERM.

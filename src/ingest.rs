@@ -56,9 +56,9 @@ impl Ingest {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
         let now = Utc::now();
-        let (items, batched): (Vec<&Value>, bool) = match &value {
-            Value::Array(items) => (items.iter().collect(), true),
-            other => (vec![other], false),
+        let items: Vec<&Value> = match &value {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
         };
         if items.len() > MAX_BATCH {
             return Err(ApiError::PayloadTooLarge(format!(
@@ -75,8 +75,9 @@ impl Ingest {
         }
         let mut events = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
+        // Every error names its event's index, 0 for a single object (as `FieldError` says).
         for (i, item) in items.into_iter().enumerate() {
-            match parse_event(item, batched.then_some(i), now) {
+            match parse_event(item, Some(i), now) {
                 Ok(event) => events.push(event),
                 Err(mut bad) => errors.append(&mut bad),
             }

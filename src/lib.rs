@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod event;
+pub mod flags;
 pub mod hub;
 pub mod ingest;
 pub mod store;

@@ -3,9 +3,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod evaluate;
 pub mod events;
+pub mod flag_stream;
+pub mod flags;
 pub mod health;
 pub mod legacy;
+pub mod legacy_flags;
 pub mod middleware;
 pub mod stream;
 pub mod subscribe;
@@ -36,6 +40,7 @@ pub struct AppState {
     pub hub: Hub,
     pub ingest: Ingest,
     pub auth: Authenticator,
+    pub flags: crate::flags::live::LiveFlags,
     /// Cancelled when the server begins to shut down: streams close, sockets say goodbye.
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
@@ -63,6 +68,8 @@ impl FromRef<AppState> for Hub {
         (name = "subscribe", description = "Receiving events: WebSocket and SSE"),
         (name = "health", description = "Liveness, readiness, status"),
         (name = "legacy", description = "The legacy monitoring server's surface"),
+        (name = "flags", description = "Feature flags: admin API, history, change stream"),
+        (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
     )
 )]
 pub struct ApiDoc;
@@ -94,6 +101,24 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(legacy::status))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
+        .routes(routes!(flags::list_flags, flags::create_flag))
+        .routes(routes!(
+            flags::get_flag,
+            flags::replace_flag,
+            flags::archive_flag
+        ))
+        .routes(routes!(flags::flip_on))
+        .routes(routes!(flags::flip_off))
+        .routes(routes!(flags::set_rollout))
+        .routes(routes!(flags::set_rules))
+        .routes(routes!(flags::flag_history))
+        .routes(routes!(flags::restore_flag))
+        .routes(routes!(flag_stream::flag_stream))
+        .routes(routes!(evaluate::evaluate))
+        .routes(routes!(evaluate::ofrep_one))
+        .routes(routes!(evaluate::ofrep_bulk))
+        .routes(routes!(legacy_flags::flags_status))
+        .routes(routes!(legacy_flags::flags_health))
 }
 
 /// The OpenAPI document the code describes.

@@ -1,0 +1,265 @@
+//! Flag evaluation for any client: `POST /v1/evaluate` (switchyard's shape) and OFREP, the
+//! OpenFeature Remote Evaluation Protocol, so a stock OpenFeature SDK with the OFREP provider
+//! works against switchyard unchanged. Both read the in-memory snapshot: no database access.
+
+use std::hash::{Hash, Hasher};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Reader;
+use super::error::{ApiError, ApiJson, Problem};
+use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateRequest {
+    #[serde(default)]
+    pub context: EvaluationContext,
+    /// The flags to evaluate; all of them when absent.
+    pub flags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluateResponse {
+    pub revision: i64,
+    /// True when the snapshot could not be refreshed from the database recently.
+    pub stale: bool,
+    pub results: Vec<Evaluation>,
+}
+
+/// Evaluate flags for a context.
+#[utoipa::path(post, path = "/v1/evaluate", tag = "evaluation", request_body = EvaluateRequest,
+    responses((status = 200, body = EvaluateResponse), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn evaluate(
+    _access: Reader,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<EvaluateRequest>,
+) -> Json<EvaluateResponse> {
+    let snapshot = state.flags.snapshot();
+    let environment = &state.config.environment;
+    let results = match &request.flags {
+        Some(keys) => keys
+            .iter()
+            .map(|key| snapshot.evaluate(key, &request.context, environment))
+            .collect(),
+        None => snapshot.evaluate_all(&request.context, environment),
+    };
+    Json(EvaluateResponse {
+        revision: snapshot.revision(),
+        stale: state.flags.is_stale(),
+        results,
+    })
+}
+
+/// OFREP's request body: `{"context": {"targetingKey": "...", <attributes>...}}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct OfrepRequest {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub context: Option<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepSuccess {
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub value: Value,
+    pub reason: Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepFailure {
+    pub key: String,
+    pub error_code: ErrorCode,
+    pub error_details: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfrepBulk {
+    #[schema(value_type = Vec<Object>)]
+    pub flags: Vec<Value>,
+}
+
+/// The OFREP context as ours: `targetingKey` is the key, `environment` (a string) picks the
+/// environment, every other entry is an attribute.
+fn ofrep_context(body: &Bytes) -> Result<EvaluationContext, (ErrorCode, String)> {
+    if body.is_empty() {
+        return Ok(EvaluationContext::default());
+    }
+    let request: OfrepRequest = serde_json::from_slice(body).map_err(|e| {
+        (
+            ErrorCode::ParseError,
+            format!("the body is not an OFREP request: {e}"),
+        )
+    })?;
+    let mut attributes = match request.context {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err((
+                ErrorCode::InvalidContext,
+                "`context` must be an object".into(),
+            ));
+        }
+    };
+    let targeting_key = match attributes.remove("targetingKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => Some(key),
+        Some(_) => {
+            return Err((
+                ErrorCode::InvalidContext,
+                "`targetingKey` must be a string".into(),
+            ));
+        }
+    };
+    let environment = match attributes.get("environment") {
+        Some(Value::String(env)) => Some(env.clone()),
+        _ => None,
+    };
+    Ok(EvaluationContext {
+        targeting_key,
+        environment,
+        attributes,
+    })
+}
+
+fn ofrep_metadata(evaluation: &Evaluation, snapshot: &Snapshot, stale: bool) -> Value {
+    json!({"version": evaluation.version, "tier": evaluation.tier, "revision": snapshot.revision(), "stale": stale})
+}
+
+fn ofrep_value(
+    evaluation: Evaluation,
+    snapshot: &Snapshot,
+    stale: bool,
+) -> Result<OfrepSuccess, OfrepFailure> {
+    match evaluation.error_code {
+        Some(code) => Err(OfrepFailure {
+            key: evaluation.key,
+            error_code: code,
+            error_details: evaluation.error_details.unwrap_or_default(),
+        }),
+        None => Ok(OfrepSuccess {
+            metadata: ofrep_metadata(&evaluation, snapshot, stale),
+            key: evaluation.key,
+            value: evaluation.value,
+            reason: evaluation.reason,
+            variant: evaluation.variant,
+        }),
+    }
+}
+
+/// OFREP: evaluate one flag.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "evaluation", request_body = OfrepRequest,
+    responses((status = 200, body = OfrepSuccess), (status = 400, body = OfrepFailure), (status = 404, body = OfrepFailure), (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn ofrep_one(
+    _access: Reader,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let context = match ofrep_context(&body?) {
+        Ok(context) => context,
+        Err((code, details)) => {
+            return Ok(failure(
+                StatusCode::BAD_REQUEST,
+                OfrepFailure {
+                    key,
+                    error_code: code,
+                    error_details: details,
+                },
+            ));
+        }
+    };
+    let snapshot = state.flags.snapshot();
+    let evaluation = snapshot.evaluate(&key, &context, &state.config.environment);
+    Ok(
+        match ofrep_value(evaluation, &snapshot, state.flags.is_stale()) {
+            Ok(success) => Json(success).into_response(),
+            Err(fail) if fail.error_code == ErrorCode::FlagNotFound => {
+                failure(StatusCode::NOT_FOUND, fail)
+            }
+            Err(fail) => failure(StatusCode::BAD_REQUEST, fail),
+        },
+    )
+}
+
+fn failure(status: StatusCode, body: OfrepFailure) -> Response {
+    (status, Json(body)).into_response()
+}
+
+/// OFREP: evaluate every flag. The `ETag` changes when the flag set or the context does;
+/// `If-None-Match` with the current one is 304 with no body.
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "evaluation", request_body = OfrepRequest,
+    responses((status = 200, body = OfrepBulk), (status = 304, description = "Not modified"), (status = 400, body = OfrepFailure), (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn ofrep_bulk(
+    _access: Reader,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let context = match ofrep_context(&body) {
+        Ok(context) => context,
+        Err((code, details)) => {
+            let body = json!({"errorCode": code, "errorDetails": details});
+            return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
+        }
+    };
+    let snapshot = state.flags.snapshot();
+    let etag = format!(
+        "\"{}-{:016x}\"",
+        snapshot.revision(),
+        context_hash(&body, &state.config.environment)
+    );
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag));
+    }
+    let stale = state.flags.is_stale();
+    let flags = snapshot
+        .evaluate_all(&context, &state.config.environment)
+        .into_iter()
+        .map(
+            |evaluation| match ofrep_value(evaluation, &snapshot, stale) {
+                Ok(success) => json!(success),
+                Err(failure) => json!(failure),
+            },
+        )
+        .collect();
+    Ok(with_etag(Json(OfrepBulk { flags }).into_response(), &etag))
+}
+
+fn with_etag(mut response: Response, etag: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn context_hash(body: &[u8], environment: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    environment.hash(&mut hasher);
+    hasher.finish()
+}

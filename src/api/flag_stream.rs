@@ -1,0 +1,64 @@
+//! `GET /v1/flags/stream`: the flag set as Server-Sent Events — a `snapshot` event first, then
+//! a `flag_changed` event per change. `id:` is the revision; a client reconnecting with
+//! `Last-Event-ID` equal to the current revision gets no snapshot again.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use super::auth::Reader;
+
+/// Stream flag changes.
+#[utoipa::path(get, path = "/v1/flags/stream", tag = "flags",
+    params(("Last-Event-ID" = Option<String>, Header, description = "The last revision seen")),
+    responses((status = 200, description = "snapshot, then flag_changed events", content_type = "text/event-stream")),
+    security(("bearer" = []), ("api_key" = []), ()))]
+pub async fn flag_stream(
+    _access: Reader,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let seen: Option<i64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let live = state.flags.clone();
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut changes = live.subscribe();
+        let snapshot = live.snapshot();
+        if seen != Some(snapshot.revision()) {
+            let flags: Vec<_> = live.records().iter().filter(|r| !r.flag.archived).cloned().collect();
+            let data = json!({"revision": snapshot.revision(), "stale": live.is_stale(), "flags": flags});
+            yield Ok(SseEvent::default().id(snapshot.revision().to_string()).event("snapshot").data(data.to_string()));
+        }
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                change = changes.recv() => change,
+            };
+            match change {
+                Ok(change) => {
+                    let data = json!({"op": "system", "kind": "flag_changed", "key": change.key, "version": change.version, "revision": change.revision, "archived": change.archived});
+                    yield Ok(SseEvent::default().id(change.revision.to_string()).event("flag_changed").data(data.to_string()));
+                }
+                // Missed changes: send the whole snapshot again rather than skip (Unleash Edge's habit).
+                Err(RecvError::Lagged(_)) => {
+                    let snapshot = live.snapshot();
+                    let flags: Vec<_> = live.records().iter().filter(|r| !r.flag.archived).cloned().collect();
+                    let data = json!({"revision": snapshot.revision(), "stale": live.is_stale(), "flags": flags});
+                    yield Ok(SseEvent::default().id(snapshot.revision().to_string()).event("snapshot").data(data.to_string()));
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,39 @@
+//! Feature flags, the pure half: the definition model, validation, the Unleash-compatible
+//! hash and tiered evaluation over an immutable compiled [`Snapshot`]. Nothing here does I/O:
+//! storage, REST, propagation (NOTIFY, `ArcSwap`) and OFREP build on these types elsewhere.
+//!
+//! Where each concept lives:
+//! - `model`: [`Flag`], [`FlagKey`], [`ValueType`], [`FlagRecord`] (a flag plus the
+//!   store's `version`), [`Pin`] (the environment-variable tier);
+//! - `environment`: per-environment [`EnvironmentConfig`], [`Rule`], [`Constraint`],
+//!   [`Operator`], [`Rollout`], [`VariantWeight`];
+//! - `context` / `outcome`: what an evaluation takes ([`EvaluationContext`]) and returns
+//!   ([`Evaluation`], [`Reason`], [`Tier`], [`ErrorCode`]);
+//! - `validate`: [`validate`], every problem under a dotted field path;
+//! - `hash`: murmur3 and the Unleash bucket; `semver`: version comparison;
+//! - `compiled` / `constraint`: the precomputed form; `eval`: the tiers and [`Snapshot`].
+
+mod compiled;
+mod constraint;
+mod context;
+mod environment;
+mod eval;
+pub mod hash;
+mod model;
+mod outcome;
+pub mod semver;
+mod validate;
+
+pub use compiled::CompiledFlag;
+pub use context::EvaluationContext;
+pub use environment::{
+    Constraint, EnvironmentConfig, Operator, Rollout, Rule, TOTAL_VARIANT_WEIGHT, VariantWeight,
+};
+pub use eval::Snapshot;
+pub use model::{Flag, FlagKey, FlagRecord, InvalidFlagKey, Pin, ValueType, is_valid_name};
+pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
+pub use validate::{is_valid_environment_name, validate, validate_pin};
+
+pub mod live;
+pub mod pins;
+pub mod writes;
