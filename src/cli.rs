@@ -26,6 +26,8 @@ pub enum Command {
     Serve(Box<Config>),
     /// Subscribe to a running switchyard and print events as lines.
     Tail(TailArgs),
+    /// Read and flip flags on a running switchyard.
+    Flags(client::flags::FlagsArgs),
     /// Manage API keys (talks to the control store directly).
     Keys {
         #[command(subcommand)]
@@ -78,6 +80,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             serve(*config).await
         }
         Command::Tail(args) => client::tail(args).await,
+        Command::Flags(args) => client::flags::run(args).await,
         Command::Keys { command, db } => keys(command, &db.database_url).await,
         Command::Bench { command } => bench::run(command).await,
         Command::Openapi => {

@@ -1,21 +1,12 @@
-//! The client side the CLI uses: `switchyard tail` subscribes over `/v1/ws` and prints events.
+//! `switchyard tail`: subscribe over `/v1/ws` and print events as lines.
 
 use clap::Args;
+
+use super::{ServerArgs, ws_url};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// Where a CLI command finds the server, and the key it presents.
-#[derive(Debug, Clone, Args)]
-pub struct ServerArgs {
-    /// Base URL of a running switchyard.
-    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// API key (read scope for tail).
-    #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-}
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
@@ -39,24 +30,6 @@ pub struct TailArgs {
     /// Exit after this many events.
     #[arg(long)]
     pub count: Option<u64>,
-}
-
-/// `http(s)://host/base` -> `ws(s)://host/base{path}`.
-pub fn ws_url(base: &str, path: &str) -> anyhow::Result<String> {
-    let base = base.trim_end_matches('/');
-    let rest = base
-        .strip_prefix("http://")
-        .map(|r| format!("ws://{r}"))
-        .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
-        .or_else(|| {
-            (base.starts_with("ws://") || base.starts_with("wss://")).then(|| base.to_string())
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--url must start with http://, https://, ws:// or wss:// (got `{base}`)"
-            )
-        })?;
-    Ok(format!("{rest}{path}"))
 }
 
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
