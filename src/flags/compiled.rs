@@ -3,8 +3,6 @@
 //! variant weights turned into cumulative totals. All of it happens once per snapshot, so an
 //! evaluation only looks things up. Evaluation itself is in `eval.rs`.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::constraint::CompiledConstraint;
@@ -42,7 +40,9 @@ pub(crate) enum Body {
 #[derive(Debug, Clone)]
 pub(crate) struct Definition {
     pub(crate) variants: Vec<Variant>,
-    pub(crate) environments: HashMap<String, CompiledEnvironment>,
+    /// A list, not a map: flags configure a handful of environments, and comparing a few
+    /// short names is cheaper than hashing one.
+    pub(crate) environments: Vec<(String, CompiledEnvironment)>,
     /// How an environment the flag does not configure behaves.
     pub(crate) absent_environment: CompiledEnvironment,
 }
@@ -152,6 +152,14 @@ impl CompiledPin {
 }
 
 impl Definition {
+    /// The configuration `name` evaluates with: its own, or the flag's default one.
+    pub(crate) fn environment(&self, name: &str) -> &CompiledEnvironment {
+        self.environments
+            .iter()
+            .find(|(configured, _)| configured == name)
+            .map_or(&self.absent_environment, |(_, config)| config)
+    }
+
     /// Compiles a flag that passed validation (so every variant name resolves).
     fn compile(flag: &Flag) -> Self {
         let variants: Vec<Variant> = flag

@@ -17,7 +17,7 @@
 //! The only allocations per evaluation are the returned [`Evaluation`]'s owned strings (key
 //! and variant name) and a clone of a string or JSON value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -32,9 +32,9 @@ use super::outcome::{ErrorCode, Evaluation, Reason, Tier};
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     revision: i64,
-    /// Sorted by key, so `evaluate_all` answers in a stable order.
+    /// Sorted by key: looked up by binary search (no hashing of the request's key), and
+    /// `evaluate_all` answers in a stable order.
     flags: Vec<CompiledFlag>,
-    index: HashMap<String, usize>,
     pins: BTreeMap<String, Pin>,
 }
 
@@ -63,16 +63,9 @@ impl Snapshot {
                 .entry(key)
                 .or_insert_with(|| CompiledFlag::pinned_only(key, pin));
         }
-        let flags: Vec<CompiledFlag> = by_key.into_values().collect();
-        let index = flags
-            .iter()
-            .enumerate()
-            .map(|(i, flag)| (flag.key.clone(), i))
-            .collect();
         Snapshot {
             revision,
-            flags,
-            index,
+            flags: by_key.into_values().collect(),
             pins: pins.clone(),
         }
     }
@@ -83,7 +76,10 @@ impl Snapshot {
 
     /// The compiled flag `key`, if it evaluates (not archived, or pinned).
     pub fn flag(&self, key: &str) -> Option<&CompiledFlag> {
-        self.index.get(key).map(|&i| &self.flags[i])
+        self.flags
+            .binary_search_by(|flag| flag.key.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.flags[i])
     }
 
     /// Every evaluable flag, in key order.
@@ -159,11 +155,7 @@ impl CompiledFlag {
             Body::Invalid(details) => return self.error(ErrorCode::General, details, Value::Null),
             Body::PinOnly => return Evaluation::not_found(&self.key),
         };
-        let env = definition
-            .environments
-            .get(environment)
-            .unwrap_or(&definition.absent_environment);
-        self.run_tiers(definition, env, ctx)
+        self.run_tiers(definition, definition.environment(environment), ctx)
     }
 
     fn run_tiers(

@@ -3,7 +3,7 @@
 //! storage, REST, propagation (NOTIFY, `ArcSwap`) and OFREP build on these types elsewhere.
 //!
 //! Where each concept lives:
-//! - `model`: [`Flag`], [`FlagKey`], [`ValueType`], [`FlagRecord`] (a flag plus the
+//! - `key` / `model`: [`FlagKey`], [`Flag`], [`ValueType`], [`FlagRecord`] (a flag plus the
 //!   store's `version`), [`Pin`] (the environment-variable tier);
 //! - `environment`: per-environment [`EnvironmentConfig`], [`Rule`], [`Constraint`],
 //!   [`Operator`], [`Rollout`], [`VariantWeight`];
@@ -19,6 +19,7 @@ mod context;
 mod environment;
 mod eval;
 pub mod hash;
+mod key;
 mod model;
 mod outcome;
 pub mod semver;
@@ -30,7 +31,8 @@ pub use environment::{
     Constraint, EnvironmentConfig, Operator, Rollout, Rule, TOTAL_VARIANT_WEIGHT, VariantWeight,
 };
 pub use eval::Snapshot;
-pub use model::{Flag, FlagKey, FlagRecord, InvalidFlagKey, Pin, ValueType, is_valid_name};
+pub use key::{FlagKey, InvalidFlagKey, MAX_NAME_LEN, is_valid_name};
+pub use model::{Flag, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
 pub use validate::{is_valid_environment_name, validate, validate_pin};
 

@@ -1,6 +1,6 @@
 //! The flag definition as stored and as the API exchanges it (JSON, snake_case): the flag, its
 //! key, its value type and variants, the store's record around it, and the environment-variable
-//! pins. Per-environment configuration lives in `environment.rs`.
+//! pins. Per-environment configuration lives in `environment.rs`, the key in `key.rs`.
 //!
 //! Deserializing a flag checks shapes (unknown fields and unknown value types are serde errors)
 //! but not meaning: a bad key, an unknown variant or a percentage of 150 parse, so that
@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,70 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::environment::{EnvironmentConfig, Rollout};
-
-/// Longest key or environment name, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
-
-/// Whether `name` matches `[a-z0-9][a-z0-9._-]{0,127}`, the pattern of flag keys and of
-/// environment names.
-pub fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let first_ok = bytes
-        .first()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    first_ok
-        && bytes.len() <= MAX_NAME_LEN
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(b))
-}
-
-/// A flag key, `[a-z0-9][a-z0-9._-]{0,127}` (e.g. `broadcast.category.critical`).
-///
-/// [`FlagKey::parse`] checks the pattern. Deserialization does not, so that a bad key in a
-/// request body is reported by `validate` as the field `key` alongside any other problem.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(transparent)]
-#[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
-pub struct FlagKey(String);
-
-/// A string that is not a valid flag key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a valid flag key: it must match [a-z0-9][a-z0-9._-]{{0,127}}")]
-pub struct InvalidFlagKey(pub String);
-
-impl FlagKey {
-    /// Checks `text` against the key pattern.
-    pub fn parse(text: impl Into<String>) -> Result<Self, InvalidFlagKey> {
-        let text = text.into();
-        if is_valid_name(&text) {
-            Ok(FlagKey(text))
-        } else {
-            Err(InvalidFlagKey(text))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether this key matches the pattern (always true for a key from [`FlagKey::parse`]).
-    pub fn is_valid(&self) -> bool {
-        is_valid_name(&self.0)
-    }
-}
-
-impl fmt::Display for FlagKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for FlagKey {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+use super::key::FlagKey;
 
 /// What a flag's variants hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -253,5 +189,53 @@ impl Pin {
             source_variable: source_variable.into(),
             value,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_round_trips_with_its_version_beside_the_flag() {
+        let record = FlagRecord {
+            flag: Flag::new(FlagKey::parse("f").expect("valid"), ValueType::Boolean, "d"),
+            version: 3,
+            updated_at: DateTime::from_timestamp(1_700_000_000, 0).expect("valid time"),
+        };
+        let json = serde_json::to_value(&record).expect("serializes");
+        assert_eq!(json["type"], "boolean");
+        assert_eq!(json["version"], 3);
+        assert_eq!(json["variants"], json!({"off": false, "on": true}));
+        let back: FlagRecord = serde_json::from_value(json).expect("parses");
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn flags_without_on_and_off_default_to_their_first_variant() {
+        let flag: Flag = serde_json::from_value(json!({
+            "key": "broadcast.strategy", "type": "string",
+            "variants": {"websocket": "websocket", "realtime": "realtime", "dual": "dual"}
+        }))
+        .expect("parses");
+        let env = flag.environment("production");
+        assert!(!env.enabled);
+        assert_eq!(
+            (env.off_variant.as_str(), env.default_variant.as_str()),
+            ("dual", "dual")
+        );
+        assert_eq!(env.rollout.variant, "dual");
+        assert_eq!(env.rollout.percentage, 100.0);
+    }
+
+    #[test]
+    fn environment_mut_starts_from_the_default_environment() {
+        let mut flag = Flag::new(FlagKey::parse("f").expect("valid"), ValueType::Boolean, "");
+        flag.environment_mut("staging").enabled = true;
+        let staging = &flag.environments["staging"];
+        assert!(staging.enabled);
+        assert_eq!(staging.off_variant, "off");
+        assert_eq!(staging.rollout.variant, "on");
     }
 }

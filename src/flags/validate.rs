@@ -6,7 +6,8 @@
 
 use super::constraint::parse_number;
 use super::environment::{Constraint, EnvironmentConfig, Rollout, Rule, TOTAL_VARIANT_WEIGHT};
-use super::model::{Flag, MAX_NAME_LEN, Pin, ValueType, is_valid_name};
+use super::key::{MAX_NAME_LEN, is_valid_name};
+use super::model::{Flag, Pin, ValueType};
 use super::semver::Version;
 use crate::event::FieldError;
 
