@@ -1,0 +1,16 @@
+//! The integration tests: one binary (one link, fast to build), one module per area. Every
+//! test starts the real switchyard on a free port against its own fresh Postgres database and
+//! talks to it over real sockets; see `support`.
+
+mod auth;
+mod fault_proxy;
+mod legacy;
+mod migrations;
+mod publish;
+mod resilience;
+mod serve_binary;
+mod shutdown;
+mod stream_sse;
+mod subscribe_ws;
+mod support;
+mod validation;

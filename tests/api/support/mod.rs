@@ -1,0 +1,253 @@
+//! Test support: `spawn_app` starts the real switchyard (the same `Application` that `serve`
+//! runs) on a free port against a fresh Postgres database, and `TestApp` offers what a test
+//! needs to talk to it: an HTTP client, keys of each scope, WebSocket and SSE subscribers.
+//!
+//! Nothing is mocked: every test talks to real Postgres over real sockets. Each test gets its
+//! own migrated database, `switchyard_test_<uuid>`, dropped when the test ends (also when it
+//! panics); see `database`.
+
+pub mod database;
+pub mod proxy;
+pub mod sse;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Once;
+use std::time::Duration;
+
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+use switchyard::api::AppState;
+use switchyard::api::auth::Scope;
+use switchyard::store::keys::{self, CreatedKey};
+use switchyard::{Application, Config};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use database::TestDatabase;
+
+/// The local Postgres every test uses (trust auth). Start it with
+/// `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`.
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The address behind [`POSTGRES`], for proxies that stand in front of it.
+pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+
+/// How long a test waits for something that should happen. Generous, because it is only ever
+/// reached when the thing does not happen; tests never wait this long on success.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Log lines from the app under test, when `TEST_LOG` is set (they are noise otherwise).
+fn init_tracing() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// How a request presents its key: the three ways switchyard accepts, or none at all.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    Nothing,
+    Bearer(&'a str),
+    ApiKeyHeader(&'a str),
+    TokenQuery(&'a str),
+}
+
+impl Credential<'_> {
+    /// `url` with `?token=` added when the key travels in the query.
+    pub fn url(&self, url: String) -> String {
+        match self {
+            Credential::TokenQuery(key) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+                format!("{url}{sep}token={encoded}")
+            }
+            _ => url,
+        }
+    }
+
+    /// The header that carries the key, if it travels in one.
+    pub fn header(&self) -> Option<(&'static str, String)> {
+        match self {
+            Credential::Bearer(key) => Some(("authorization", format!("Bearer {key}"))),
+            Credential::ApiKeyHeader(key) => Some(("x-api-key", key.to_string())),
+            Credential::Nothing | Credential::TokenQuery(_) => None,
+        }
+    }
+
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.header() {
+            Some((name, value)) => request.header(name, value),
+            None => request,
+        }
+    }
+}
+
+/// A running switchyard and the means to talk to it.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    /// Accepted as an admin key without a database lookup (`SWITCHYARD_ADMIN_KEY`).
+    pub admin_key: String,
+    /// The app's own state: its pool, hub and authenticator, for checks from the inside.
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    // Last, so the database is dropped after everything that uses it.
+    _database: TestDatabase,
+}
+
+/// Starts switchyard with the default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts switchyard on 127.0.0.1:0 against a fresh database, with an admin key set;
+/// `configure` may change any setting first (its `database_url` names the fresh database).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_tracing();
+    let database = TestDatabase::migrated().await;
+    let admin_key = format!("test-admin-{}", Uuid::new_v4().simple());
+    let mut config = Config::for_database(database.url());
+    config.admin_key = Some(admin_key.clone());
+    configure(&mut config);
+    let app = Application::build(config).await.unwrap_or_else(|e| {
+        panic!("cannot start switchyard (is Postgres running on {POSTGRES_ADDR}?): {e}")
+    });
+    let address = app.local_addr();
+    let state = app.state().clone();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    // The server stops when the test says so, or when the TestApp is dropped.
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stop.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        admin_key,
+        state,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _database: database,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn admin(&self) -> Credential<'_> {
+        Credential::Bearer(&self.admin_key)
+    }
+
+    /// A new key with this scope, created the way `switchyard keys create` does.
+    pub async fn create_key(&self, scope: Scope) -> CreatedKey {
+        let name = format!(
+            "{}-{}",
+            scope.as_str(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        keys::create(&self.state.pool, &name, scope)
+            .await
+            .expect("create a key")
+    }
+
+    /// Revokes a key the way `switchyard keys revoke` does.
+    pub async fn revoke_key(&self, key: &CreatedKey) {
+        keys::revoke(&self.state.pool, &key.record.name)
+            .await
+            .expect("revoke a key")
+            .expect("the key was active");
+    }
+
+    /// A GET with the given credential.
+    pub async fn get(&self, path: &str, credential: Credential<'_>) -> reqwest::Response {
+        credential
+            .apply(self.client.get(credential.url(self.url(path))))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// POSTs a JSON body to `/v1/events` with the given credential.
+    pub async fn publish_as(&self, credential: Credential<'_>, body: &Value) -> reqwest::Response {
+        credential
+            .apply(self.client.post(credential.url(self.url("/v1/events"))))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/events")
+    }
+
+    /// POSTs a JSON body to `/v1/events` as admin.
+    pub async fn publish(&self, body: &Value) -> reqwest::Response {
+        self.publish_as(self.admin(), body).await
+    }
+
+    /// POSTs raw bytes to `/v1/events` as admin, with this content type.
+    pub async fn publish_raw(&self, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(&self.admin_key)
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST /v1/events")
+    }
+
+    /// Publishes and asserts 202; returns the receipt body.
+    pub async fn publish_ok(&self, body: &Value) -> Value {
+        let response = self.publish(body).await;
+        let status = response.status().as_u16();
+        let receipt: Value = response.json().await.expect("a JSON receipt");
+        assert_eq!(status, 202, "publish was refused: {receipt:#}");
+        receipt
+    }
+
+    /// Begins a graceful shutdown, as SIGTERM would.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
+    /// Waits for `run_until_stopped` to return, and returns what it returned.
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
+        let server = self.server.take().expect("the server runs once");
+        tokio::time::timeout(WAIT, server)
+            .await
+            .expect("the server did not stop in time")
+            .expect("the server task panicked")
+    }
+}
+
+/// A minimal valid event.
+pub fn event(event_type: &str, source: &str) -> Value {
+    json!({"event_type": event_type, "source": source})
+}
+
+/// Asserts a problem+json response with this status; returns the problem document.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = response.text().await.expect("a body");
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    let problem: Value = serde_json::from_str(&body).expect("a JSON problem document");
+    assert_eq!(problem["status"], status, "{problem:#}");
+    problem
+}
