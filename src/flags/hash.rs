@@ -3,61 +3,110 @@
 //!
 //! murmur3 is written here rather than taken from the `murmur3` crate: that crate hashes an
 //! `io::Read`, which costs a reader and error handling per call on the hottest path of flag
-//! evaluation; a function over a byte slice is thirty lines and easy to check against the
-//! published vectors. Hashing joins the group prefix and the key in a stack buffer, so a
-//! percentage decision allocates nothing for keys of ordinary length.
+//! evaluation; a function over byte slices is a few dozen lines and easy to check against the
+//! published vectors. It takes its input in pieces, so the `"{group_id}:"` prefix and the
+//! targeting key hash as one string without being joined: a percentage decision allocates
+//! and copies nothing.
 
 /// Seed of the percentage (rollout) hash.
 pub const ROLLOUT_SEED: u32 = 0;
 /// Seed of the variant hash (Unleash's `VARIANT_HASH_SEED`).
 pub const VARIANT_SEED: u32 = 86_028_157;
 
-/// Joined `prefix + key` inputs up to this many bytes are hashed without allocating.
-const STACK_BYTES: usize = 256;
-
 /// murmur3 x86 32-bit (Austin Appleby's MurmurHash3_x86_32), little-endian blocks.
 pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
+    let mut murmur = Murmur3::new(seed);
+    murmur.write(data);
+    murmur.finish()
+}
+
+/// murmur3 fed in pieces, so `"{group_id}:"` and the targeting key hash as one string
+/// without being copied into one.
+struct Murmur3 {
+    h: u32,
+    /// Bytes of a block not yet complete, waiting for the next piece.
+    pending: [u8; 4],
+    pending_len: usize,
+    total_len: usize,
+}
+
+impl Murmur3 {
     const C1: u32 = 0xcc9e_2d51;
     const C2: u32 = 0x1b87_3593;
-    let scramble = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
 
-    let mut h = seed;
-    let mut blocks = data.chunks_exact(4);
-    for block in &mut blocks {
-        let k = u32::from_le_bytes([block[0], block[1], block[2], block[3]]);
-        h ^= scramble(k);
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    fn new(seed: u32) -> Self {
+        Murmur3 {
+            h: seed,
+            pending: [0; 4],
+            pending_len: 0,
+            total_len: 0,
+        }
     }
-    let tail = blocks.remainder();
-    if !tail.is_empty() {
-        let k = tail
-            .iter()
-            .rev()
-            .fold(0u32, |acc, byte| (acc << 8) | u32::from(*byte));
-        h ^= scramble(k);
+
+    fn scramble(k: u32) -> u32 {
+        k.wrapping_mul(Self::C1)
+            .rotate_left(15)
+            .wrapping_mul(Self::C2)
     }
-    // The algorithm mixes in the length modulo 2^32, so the truncation is the specification.
-    let len = data.len() as u32;
-    h ^= len;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
+
+    fn block(&mut self, k: u32) {
+        self.h ^= Self::scramble(k);
+        self.h = self
+            .h
+            .rotate_left(13)
+            .wrapping_mul(5)
+            .wrapping_add(0xe654_6b64);
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) {
+        self.total_len += bytes.len();
+        if self.pending_len > 0 {
+            let take = (4 - self.pending_len).min(bytes.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&bytes[..take]);
+            self.pending_len += take;
+            bytes = &bytes[take..];
+            if self.pending_len < 4 {
+                return;
+            }
+            self.block(u32::from_le_bytes(self.pending));
+            self.pending_len = 0;
+        }
+        let mut blocks = bytes.chunks_exact(4);
+        for block in &mut blocks {
+            self.block(u32::from_le_bytes([block[0], block[1], block[2], block[3]]));
+        }
+        let tail = blocks.remainder();
+        self.pending[..tail.len()].copy_from_slice(tail);
+        self.pending_len = tail.len();
+    }
+
+    fn finish(self) -> u32 {
+        let mut h = self.h;
+        if self.pending_len > 0 {
+            let k = self.pending[..self.pending_len]
+                .iter()
+                .rev()
+                .fold(0u32, |acc, byte| (acc << 8) | u32::from(*byte));
+            h ^= Self::scramble(k);
+        }
+        // The algorithm mixes in the length modulo 2^32: the truncation is the specification.
+        h ^= self.total_len as u32;
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85eb_ca6b);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xc2b2_ae35);
+        h ^ (h >> 16)
+    }
 }
 
 /// Unleash's `normalizedHash`: `murmur3("{group_id}:{targeting_key}", seed) % modulus + 1`,
 /// a bucket in `1..=modulus`. `modulus` must not be zero.
 pub fn normalized_hash(group_id: &str, targeting_key: &str, modulus: u32, seed: u32) -> u32 {
-    let mut prefix = [0u8; STACK_BYTES];
-    if group_id.len() < STACK_BYTES {
-        prefix[..group_id.len()].copy_from_slice(group_id.as_bytes());
-        prefix[group_id.len()] = b':';
-        normalized_joined(&prefix[..=group_id.len()], targeting_key, modulus, seed)
-    } else {
-        let joined = format!("{group_id}:");
-        normalized_joined(joined.as_bytes(), targeting_key, modulus, seed)
-    }
+    let mut murmur = Murmur3::new(seed);
+    murmur.write(group_id.as_bytes());
+    murmur.write(b":");
+    murmur.write(targeting_key.as_bytes());
+    murmur.finish() % modulus + 1
 }
 
 /// Whether `targeting_key` falls inside a rollout of `percentage` (0..=100) for `group_id`:
@@ -68,19 +117,10 @@ pub fn in_rollout(group_id: &str, targeting_key: &str, percentage: u32) -> bool 
 
 /// [`normalized_hash`] with the `"{group_id}:"` prefix already encoded, as compiled flags keep it.
 pub(crate) fn normalized_joined(prefix: &[u8], key: &str, modulus: u32, seed: u32) -> u32 {
-    let total = prefix.len() + key.len();
-    let hash = if total <= STACK_BYTES {
-        let mut buf = [0u8; STACK_BYTES];
-        buf[..prefix.len()].copy_from_slice(prefix);
-        buf[prefix.len()..total].copy_from_slice(key.as_bytes());
-        murmur3_x86_32(&buf[..total], seed)
-    } else {
-        let mut joined = Vec::with_capacity(total);
-        joined.extend_from_slice(prefix);
-        joined.extend_from_slice(key.as_bytes());
-        murmur3_x86_32(&joined, seed)
-    };
-    hash % modulus + 1
+    let mut murmur = Murmur3::new(seed);
+    murmur.write(prefix);
+    murmur.write(key.as_bytes());
+    murmur.finish() % modulus + 1
 }
 
 /// Picks a weighted variant the way Unleash does: a bucket in `1..=total` from the variant
@@ -121,11 +161,21 @@ mod tests {
     }
 
     #[test]
-    fn long_inputs_hash_the_same_as_through_the_stack_buffer() {
-        let group = "g".repeat(300);
-        let key = "k".repeat(300);
-        let expected = murmur3_x86_32(format!("{group}:{key}").as_bytes(), 0) % 100 + 1;
-        assert_eq!(normalized_hash(&group, &key, 100, 0), expected);
+    fn hashing_in_pieces_equals_hashing_the_joined_string() {
+        let text = "broadcast.category.performance:0190b2c4-7a51-7d3e-9c1f-4b2f1e0a9d88";
+        for split in 0..=text.len() {
+            let (group, key) = text.split_at(split);
+            let mut murmur = Murmur3::new(VARIANT_SEED);
+            murmur.write(group.as_bytes());
+            murmur.write(key.as_bytes());
+            assert_eq!(
+                murmur.finish(),
+                murmur3_x86_32(text.as_bytes(), VARIANT_SEED),
+                "{split}"
+            );
+        }
+        let expected = murmur3_x86_32(b"group:key", 0) % 100 + 1;
+        assert_eq!(normalized_hash("group", "key", 100, 0), expected);
     }
 
     #[test]
