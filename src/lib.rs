@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod breaker;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The control store: every SQL statement switchyard runs lives under this module. Functions
 //! take an executor, so the caller decides the transaction.
 
+pub mod breakers;
 pub mod dead_letter;
 pub mod flags;
 pub mod keys;
