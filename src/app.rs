@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, auth::Authenticator};
+use crate::breaker::{self, Breaker, BreakerConfig};
 use crate::config::Config;
 use crate::flags::live::{LiveFlags, PinSources};
 use crate::hub::Hub;
@@ -34,11 +35,23 @@ pub enum BuildError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("invalid circuit breaker setting: {0}")]
+    Breaker(String),
 }
 
 impl Application {
     /// Connects to the control store (creating and migrating it), builds the hub and binds.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        // Settings first: a bad value stops the start before anything connects.
+        let breaker_config = BreakerConfig::from_settings(
+            config.circuit_breaker_failure_threshold.as_deref(),
+            config.circuit_breaker_recovery_time_s,
+            config.legacy.timeout_ms,
+        )
+        .map_err(BuildError::Breaker)?;
+        let shutdown = CancellationToken::new();
+        let breakers = breaker::Registry::new();
+        breakers.register(Breaker::start("realtime", breaker_config, shutdown.clone()));
         let pool = store::connect_and_migrate(&config.database_url).await?;
         let hub = Hub::new(
             config.history_size as usize,
@@ -66,7 +79,8 @@ impl Application {
             ingest,
             auth,
             flags,
-            shutdown: CancellationToken::new(),
+            breakers,
+            shutdown,
             connections: TaskTracker::new(),
         };
         Ok(Self { listener, state })
@@ -178,6 +192,13 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }));
     }
+    // Breaker transitions: system frames to subscribers, rows in the history table.
+    tasks.extend(crate::breaker::history::spawn(
+        &state.breakers,
+        state.pool.clone(),
+        state.hub.clone(),
+        state.shutdown.clone(),
+    ));
     tasks
 }
 

@@ -88,6 +88,16 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_AUDIT_RETENTION_DAYS", default_value_t = 0)]
     pub audit_retention_days: u32,
 
+    /// When the Realtime breaker trips: an integer >= 1 is a number of consecutive failures,
+    /// a number in (0, 1) a failure rate over 60 s with at least 10 calls (legacy; default 5).
+    #[arg(long, env = "CIRCUIT_BREAKER_FAILURE_THRESHOLD")]
+    pub circuit_breaker_failure_threshold: Option<String>,
+
+    /// The longest the Realtime breaker stays open before probing, in seconds (legacy; default
+    /// 60). The open period starts at 1 s and doubles up to it.
+    #[arg(long, env = "CIRCUIT_BREAKER_RECOVERY_TIME_S")]
+    pub circuit_breaker_recovery_time_s: Option<u64>,
+
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
     pub legacy: LegacyEnv,
@@ -193,6 +203,8 @@ impl Config {
             environment: "production".into(),
             flag_resync_s: 30,
             audit_retention_days: 0,
+            circuit_breaker_failure_threshold: None,
+            circuit_breaker_recovery_time_s: None,
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

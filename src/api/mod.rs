@@ -2,6 +2,7 @@
 //! `OpenApiRouter` (so none goes undocumented), and the middleware stack.
 
 pub mod auth;
+pub mod breakers;
 pub mod error;
 pub mod evaluate;
 pub mod events;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub ingest: Ingest,
     pub auth: Authenticator,
     pub flags: crate::flags::live::LiveFlags,
+    /// The circuit breakers of this instance (`realtime` guards the Realtime path).
+    pub breakers: crate::breaker::Registry,
     /// Cancelled when the server begins to shut down: streams close, sockets say goodbye.
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
@@ -70,6 +73,7 @@ impl FromRef<AppState> for Hub {
         (name = "legacy", description = "The legacy monitoring server's surface"),
         (name = "flags", description = "Feature flags: admin API, history, change stream"),
         (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
+        (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
     )
 )]
 pub struct ApiDoc;
@@ -119,6 +123,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(evaluate::ofrep_bulk))
         .routes(routes!(legacy_flags::flags_status))
         .routes(routes!(legacy_flags::flags_health))
+        .routes(routes!(breakers::list_breakers))
+        .routes(routes!(breakers::breaker_stream))
+        .routes(routes!(breakers::get_breaker, breakers::control_breaker))
+        .routes(routes!(breakers::breaker_transitions))
 }
 
 /// The OpenAPI document the code describes.

@@ -3,6 +3,7 @@
 //! talks to it over real sockets; see `support`.
 
 mod auth;
+mod breakers;
 mod fault_proxy;
 mod legacy;
 mod migrations;
