@@ -63,10 +63,17 @@ pub async fn v1_ws(
         .on_upgrade(move |socket: WebSocket| tracker.track_future(session.run(socket)))
 }
 
+/// Bytes read from a client per read. Client frames are small (subscribe, ping, legacy
+/// commands), and tungstenite zeroes this much of its buffer before every read attempt, which
+/// happens each time a subscriber wakes to send events (the socket is polled for input too).
+/// A small buffer keeps that hot path and idle connections cheap; a larger client frame still
+/// arrives whole, in more reads.
+const READ_BUFFER_BYTES: usize = 512;
+
 /// Socket limits shared by every WebSocket route: small buffers keep idle connections cheap.
 pub fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
 }
@@ -91,43 +98,46 @@ enum Ending {
 }
 
 impl Session {
-    pub async fn run(self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
-        let ending = self.serve(&mut sink, &mut stream).await;
+    pub async fn run(self, mut socket: WebSocket) {
+        let ending = self.serve(&mut socket).await;
         if let Ending::Close(code, reason) = ending {
             let frame = CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = sink.send(Message::Close(Some(frame))).await;
+            let _ = socket.send(Message::Close(Some(frame))).await;
         }
     }
 
-    async fn serve<Tx, Rx>(&self, sink: &mut Tx, stream: &mut Rx) -> Ending
+    /// The session loop. It wakes once per event burst per subscriber, so it is the hot path
+    /// of fan-out: the socket is not split (a split pair takes a lock on every poll) and the
+    /// shutdown future is made once rather than re-registered on every wake-up.
+    async fn serve<S>(&self, socket: &mut S) -> Ending
     where
-        Tx: Sink<Message> + Unpin,
-        Rx: Stream<Item = Result<Message, axum::Error>> + Unpin,
+        S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
         let mut active: Option<Active> = None;
         let mut system = self.hub.subscribe_system();
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.tick().await;
         let mut last_heard = Instant::now();
+        let shutdown = self.shutdown.cancelled();
+        tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = self.shutdown.cancelled() => return Ending::Close(1001, "server shutting down"),
-                incoming = stream.next() => {
+                _ = &mut shutdown => return Ending::Close(1001, "server shutting down"),
+                incoming = socket.next() => {
                     let Some(Ok(message)) = incoming else { return Ending::Gone };
                     last_heard = Instant::now();
                     match message {
                         Message::Text(text) => {
-                            if self.handle_frame(&text, &mut active, sink).await.is_err() {
+                            if self.handle_frame(&text, &mut active, socket).await.is_err() {
                                 return Ending::Gone;
                             }
                         }
                         Message::Binary(_) => {
                             let reply = error_frame("unsupported", "binary frames are not part of the protocol");
-                            if sink.send(reply).await.is_err() { return Ending::Gone; }
+                            if socket.send(reply).await.is_err() { return Ending::Gone; }
                         }
                         Message::Close(_) => return Ending::Gone,
                         Message::Ping(_) | Message::Pong(_) => {}
@@ -135,14 +145,14 @@ impl Session {
                 }
                 frame = system.recv() => match frame {
                     Ok(frame) => {
-                        if sink.send(Message::Text(frame)).await.is_err() { return Ending::Gone; }
+                        if socket.send(Message::Text(frame)).await.is_err() { return Ending::Gone; }
                     }
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return Ending::Close(1001, "server shutting down"),
                 },
                 received = next_event(&mut active) => {
                     let Some(active) = active.as_mut() else { continue };
-                    match self.deliver(received, active, sink).await {
+                    match self.deliver(received, active, socket).await {
                         Ok(None) => {}
                         Ok(Some(ending)) => return ending,
                         Err(()) => return Ending::Gone,
@@ -152,7 +162,7 @@ impl Session {
                     if last_heard.elapsed() > self.ping_interval * 2 {
                         return Ending::Close(CLOSE_UNRESPONSIVE, "no answer to pings");
                     }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
                         return Ending::Gone;
                     }
                 }

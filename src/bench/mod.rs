@@ -1,10 +1,94 @@
-//! Benchmarks run against a live server: `switchyard bench fanout`.
+//! Benchmarks run against a live server: `switchyard bench fanout` (N subscribers, a constant
+//! publish rate, delivery latency and ratio) and `switchyard bench idle` (the server's resident
+//! memory per idle subscribed connection).
+//!
+//! Both speak only the subset of the protocol that the Node.js peer in `shared/peers/` also
+//! speaks (`POST /v1/events`, `GET /v1/ws` with `{"op":"subscribe"}`), so the same tool measures
+//! switchyard and the baseline side by side. The method follows REFERENCE.md section 5: each
+//! event carries its intended send time, subscribers record arrival minus intended time, and
+//! what arrived is counted against what was expected. `docs/benchmarks.md` has the figures.
 
-use clap::Subcommand;
+mod fanout;
+mod idle;
+mod procfs;
+mod publisher;
+mod report;
+mod subscriber;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use tokio::time::Instant;
+
+pub use fanout::FanoutArgs;
+pub use idle::IdleArgs;
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// N WebSocket subscribers, events published at a constant rate: delivered msgs/s,
+    /// delivery ratio and latency percentiles.
+    Fanout(FanoutArgs),
+    /// Open C idle subscribed connections and report the server's resident memory per
+    /// connection (VmRSS of --server-pid, before and after).
+    Idle(IdleArgs),
+}
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    match command {}
+    match command {
+        BenchCommand::Fanout(args) => fanout::run(args).await,
+        BenchCommand::Idle(args) => idle::run(args).await,
+    }
+}
+
+/// The server under test. Not `client::ServerArgs`: a bench reads `SWITCHYARD_KEY` but not
+/// `SWITCHYARD_URL`, so a run measures the server named on its command line and nothing else.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Base URL of the server under test (switchyard or a peer speaking the same subset).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API key, sent as `Authorization: Bearer` (harmless for a server without auth).
+    #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Process id of the server, to report its CPU use and resident memory from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+}
+
+/// One clock for the whole process: publishers stamp events with nanoseconds since `origin`
+/// and subscribers compare against the same origin, so no wall clock is involved.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchClock {
+    origin: Instant,
+}
+
+impl BenchClock {
+    pub fn start() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    /// The instant `ns` nanoseconds after the origin.
+    pub fn instant_at(&self, ns: u64) -> Instant {
+        self.origin + Duration::from_nanos(ns)
+    }
+}
+
+/// The measured part of a run, in `BenchClock` nanoseconds: events whose intended send time
+/// falls in `[start_ns, end_ns)` are counted; the warm-up before it is not.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+impl Window {
+    pub fn contains(&self, ns: u64) -> bool {
+        (self.start_ns..self.end_ns).contains(&ns)
+    }
 }
