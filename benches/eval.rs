@@ -2,14 +2,19 @@
 //! does work: a static boolean, a targeting-rule match, a percentage rollout and weighted
 //! variants. Each iteration evaluates for the next of 1,024 distinct contexts, so the hash
 //! sees varied keys. Run: `cargo bench --bench eval` (figures in docs/flags-eval-bench.md).
+//!
+//! The `result_cache` group prices the alternative: a moka cache of per-context results keyed
+//! by (revision, context), as `POST /v1/evaluate` would use it (docs/flags-bench.md).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use switchyard::flags::{EvaluationContext, Flag, FlagRecord, Snapshot};
+use switchyard::flags::{Evaluation, EvaluationContext, Flag, FlagRecord, Snapshot};
 
 const ENV: &str = "production";
 
@@ -87,5 +92,71 @@ fn bench_evaluation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_evaluation);
+/// The key a result cache would use: the snapshot's revision and the context as the request
+/// carried it (its JSON), so a flag change misses every entry at once.
+type ResultKey = (i64, String);
+
+/// A moka lookup that hits, and one that misses and inserts, against evaluating afresh (the
+/// `evaluate` group). The runtime only drives moka's futures; each measurement runs all its
+/// iterations inside one `block_on`.
+fn bench_result_cache(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let snapshot = snapshot();
+    let contexts = contexts();
+    let keys: Vec<ResultKey> = contexts
+        .iter()
+        .map(|ctx| {
+            (
+                snapshot.revision(),
+                serde_json::to_string(ctx).expect("serializes"),
+            )
+        })
+        .collect();
+    let cache: moka::future::Cache<ResultKey, Arc<Vec<Evaluation>>> =
+        moka::future::Cache::builder().max_capacity(10_000).build();
+    runtime.block_on(async {
+        for (key, ctx) in keys.iter().zip(&contexts) {
+            let results = Arc::new(snapshot.evaluate_all(ctx, ENV));
+            cache.insert(key.clone(), results).await;
+        }
+    });
+    let value = Arc::new(snapshot.evaluate_all(&contexts[0], ENV));
+    let mut group = c.benchmark_group("result_cache");
+    group.bench_function("moka_hit", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters as usize {
+                    black_box(cache.get(black_box(&keys[i % keys.len()])).await);
+                }
+                start.elapsed()
+            })
+        });
+    });
+    // Every context new (a dashboard's client id seen for the first time, or the first request
+    // after a flag change): the lookup misses and the result is inserted.
+    let mut revision = snapshot.revision();
+    group.bench_function("moka_miss_and_insert", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut spent = Duration::ZERO;
+                for i in 0..iters as usize {
+                    revision += 1;
+                    let key = (revision, keys[i % keys.len()].1.clone());
+                    let start = Instant::now();
+                    if cache.get(&key).await.is_none() {
+                        cache.insert(key, value.clone()).await;
+                    }
+                    spent += start.elapsed();
+                }
+                spent
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_evaluation, bench_result_cache);
 criterion_main!(benches);

@@ -16,6 +16,8 @@ use crate::config::Config;
 use crate::flags::live::{LiveFlags, PinSources};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
+use crate::realtime::{RealtimePath, RealtimeSettings};
+use crate::router::Router;
 use crate::store::{self, StartupError};
 
 /// A built, listening, not yet serving switchyard.
@@ -57,7 +59,6 @@ impl Application {
             config.history_size as usize,
             config.subscriber_queue as usize,
         );
-        let ingest = Ingest::new(hub.clone(), config.idempotency_window());
         let auth = Authenticator::new(
             pool.clone(),
             config.admin_key.as_deref(),
@@ -68,6 +69,22 @@ impl Application {
             flag_env: config.flag_env.clone(),
         };
         let flags = LiveFlags::load(&pool, sources).await;
+        let router = Router::new(&flags.snapshot(), &config.environment);
+        let realtime_breaker = breakers.get("realtime").expect("registered above");
+        let realtime = RealtimePath::start(
+            RealtimeSettings::from_config(&config, hub.epoch()),
+            pool.clone(),
+            &config.database_url,
+            realtime_breaker,
+            shutdown.clone(),
+        )
+        .await;
+        let ingest = Ingest::new(
+            hub.clone(),
+            config.idempotency_window(),
+            router,
+            Some(realtime.clone()),
+        );
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -80,6 +97,7 @@ impl Application {
             auth,
             flags,
             breakers,
+            realtime,
             shutdown,
             connections: TaskTracker::new(),
         };
@@ -128,6 +146,8 @@ impl Application {
         for task in background {
             let _ = task.await;
         }
+        // It may keep its backlog in the control store's dead letter, so before the pool closes.
+        state.realtime.stopped().await;
         state.pool.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -148,6 +168,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         state.flags.subscribe(),
         state.shutdown.clone(),
     );
+    let (router, live) = (state.ingest.router().clone(), state.flags.clone());
     tasks.push(tokio::spawn(async move {
         loop {
             let change = tokio::select! {
@@ -155,11 +176,20 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                 change = changes.recv() => change,
             };
             match change {
-                Ok(change) => hub.publish_system(&serde_json::json!({
-                    "op": "system", "kind": "flag_changed", "key": change.key,
-                    "version": change.version, "revision": change.revision,
-                })),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok(change) => {
+                    // The router first, so a client told of the change already sees its effect.
+                    let strategy = router.rebuild(&live.snapshot());
+                    if change.key.starts_with("broadcast.") {
+                        tracing::info!(strategy = ?strategy.strategy, revision = strategy.revision, "broadcast strategy rebuilt");
+                    }
+                    hub.publish_system(&serde_json::json!({
+                        "op": "system", "kind": "flag_changed", "key": change.key,
+                        "version": change.version, "revision": change.revision,
+                    }));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    router.rebuild(&live.snapshot());
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
@@ -199,6 +229,20 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         state.hub.clone(),
         state.shutdown.clone(),
     ));
+    // The mode flag drives the Realtime breaker; its transitions drive the dashboards' transport.
+    if let Some(realtime) = state.breakers.get("realtime") {
+        tasks.push(crate::governance::follow_mode_flag(
+            state.flags.clone(),
+            realtime.clone(),
+            config.environment.clone(),
+            state.shutdown.clone(),
+        ));
+        tasks.push(crate::governance::announce_transport(
+            realtime,
+            state.hub.clone(),
+            state.shutdown.clone(),
+        ));
+    }
     tasks
 }
 

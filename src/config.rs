@@ -98,6 +98,10 @@ pub struct Config {
     #[arg(long, env = "CIRCUIT_BREAKER_RECOVERY_TIME_S")]
     pub circuit_breaker_recovery_time_s: Option<u64>,
 
+    /// The Realtime path: its target, queue, backlog, replay rate and retention.
+    #[command(flatten)]
+    pub realtime: RealtimeConfig,
+
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
     pub legacy: LegacyEnv,
@@ -106,6 +110,53 @@ pub struct Config {
     /// from the environment at boot by [`flag_pins_from_env`].
     #[arg(skip)]
     pub flag_env: std::collections::BTreeMap<String, String>,
+}
+
+/// Settings of the Realtime path (`crate::realtime`).
+#[derive(Debug, Clone, Args)]
+pub struct RealtimeConfig {
+    /// The Realtime target: the Postgres Supabase Realtime reads (default: DATABASE_URL). When
+    /// it names another database, its `monitoring` schema is applied there (created if allowed).
+    #[arg(
+        id = "realtime_database_url",
+        long = "realtime-database-url",
+        env = "REALTIME_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Events waiting in front of the Realtime batcher; when full, events go straight to the backlog.
+    #[arg(long = "realtime-queue", env = "SWITCHYARD_REALTIME_QUEUE", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+
+    /// Events held in memory while the Realtime target fails; overflow goes to the dead letter
+    /// (another target database) or is dropped and counted (target = control store).
+    #[arg(long = "realtime-backlog", env = "SWITCHYARD_REALTIME_BACKLOG", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub backlog: u32,
+
+    /// Events per second the backlog is replayed at once the target recovers.
+    #[arg(long = "realtime-replay-rate", env = "SWITCHYARD_REALTIME_REPLAY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replay_rate: u32,
+
+    /// Days Realtime rows are kept before retention deletes them (0 keeps everything).
+    #[arg(
+        long = "realtime-retention-days",
+        env = "SWITCHYARD_REALTIME_RETENTION_DAYS",
+        default_value_t = 7
+    )]
+    pub retention_days: u32,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            queue: 10_000,
+            backlog: 100_000,
+            replay_rate: 5_000,
+            retention_days: 7,
+        }
+    }
 }
 
 /// The legacy system's boot-time variables (REFERENCE.md section 1). Each one set pins the
@@ -205,6 +256,7 @@ impl Config {
             audit_retention_days: 0,
             circuit_breaker_failure_threshold: None,
             circuit_breaker_recovery_time_s: None,
+            realtime: RealtimeConfig::default(),
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use crate::api::error::ApiError;
 use crate::event::{Event, FieldError, parse_event};
 use crate::hub::Hub;
+use crate::realtime::RealtimePath;
+use crate::router::Router;
 
 /// Most events one request may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -35,15 +37,28 @@ pub struct Receipt {
 pub struct Ingest {
     hub: Hub,
     seen: Cache<Uuid, u64>,
+    router: Router,
+    realtime: Option<RealtimePath>,
 }
 
 impl Ingest {
-    pub fn new(hub: Hub, idempotency_window: Duration) -> Self {
+    /// Events go to the hub always, and to `realtime` when the router's strategy says so.
+    pub fn new(
+        hub: Hub,
+        idempotency_window: Duration,
+        router: Router,
+        realtime: Option<RealtimePath>,
+    ) -> Self {
         let seen = Cache::builder()
             .max_capacity(1_000_000)
             .time_to_live(idempotency_window)
             .build();
-        Self { hub, seen }
+        Self {
+            hub,
+            seen,
+            router,
+            realtime,
+        }
     }
 
     pub fn hub(&self) -> &Hub {
@@ -98,18 +113,37 @@ impl Ingest {
         receipts
     }
 
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Stamps one event and routes it: the hub always (the WebSocket path), the Realtime path
+    /// when the strategy in force says so. The strategy is loaded once, so the event is routed
+    /// by exactly one strategy even while a flag change swaps it.
     pub async fn accept_one(&self, event: Event) -> Receipt {
         let id = event.id;
-        let hub = &self.hub;
         let entry = self
             .seen
             .entry(id)
-            .or_insert_with(async move { hub.publish(event) })
+            .or_insert_with(async move { self.route(event) })
             .await;
         Receipt {
             id,
             offset: *entry.value(),
             duplicate: !entry.is_fresh(),
         }
+    }
+
+    fn route(&self, event: Event) -> u64 {
+        let strategy = self.router.current();
+        let realtime = self
+            .realtime
+            .as_ref()
+            .filter(|_| strategy.routes_to_realtime(&event));
+        let published = self.hub.publish_shared(event);
+        if let Some(realtime) = realtime {
+            realtime.submit(published.clone());
+        }
+        published.offset
     }
 }

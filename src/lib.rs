@@ -12,8 +12,11 @@ pub mod client;
 pub mod config;
 pub mod event;
 pub mod flags;
+pub mod governance;
 pub mod hub;
 pub mod ingest;
+pub mod realtime;
+pub mod router;
 pub mod store;
 pub mod telemetry;
 

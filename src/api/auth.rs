@@ -146,17 +146,16 @@ impl Authenticator {
 
 /// The key a request presents, from the header or the `token` query parameter.
 pub fn presented_key(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
+    let bearer = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-    {
-        if let Some(token) = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-        {
-            return Some(token.trim().to_string());
-        }
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    if let Some(token) = bearer {
+        return Some(token.trim().to_string());
     }
     if let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(value.trim().to_string());

@@ -33,7 +33,27 @@ pub struct EvaluateResponse {
     pub revision: i64,
     /// True when the snapshot could not be refreshed from the database recently.
     pub stale: bool,
-    pub results: Vec<Evaluation>,
+    pub results: Vec<EvaluationView>,
+}
+
+/// An evaluation, with what overrode it when something outside the flag decided (the
+/// Realtime breaker answers `dashboard.transport` while it is not closed).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluationView {
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub overridden: Option<Value>,
+}
+
+/// Applies the breaker's override to `dashboard.transport`.
+fn governed(state: &AppState, evaluation: Evaluation) -> (Evaluation, Option<Value>) {
+    let breaker = state.breakers.get("realtime");
+    match crate::governance::transport_override(&evaluation, breaker.as_ref()) {
+        Some((overridden, metadata)) => (overridden, Some(metadata)),
+        None => (evaluation, None),
+    }
 }
 
 /// Evaluate flags for a context.
@@ -47,13 +67,23 @@ pub async fn evaluate(
 ) -> Json<EvaluateResponse> {
     let snapshot = state.flags.snapshot();
     let environment = &state.config.environment;
-    let results = match &request.flags {
+    let results: Vec<Evaluation> = match &request.flags {
         Some(keys) => keys
             .iter()
             .map(|key| snapshot.evaluate(key, &request.context, environment))
             .collect(),
         None => snapshot.evaluate_all(&request.context, environment),
     };
+    let results = results
+        .into_iter()
+        .map(|evaluation| {
+            let (evaluation, overridden) = governed(&state, evaluation);
+            EvaluationView {
+                evaluation,
+                overridden,
+            }
+        })
+        .collect();
     Json(EvaluateResponse {
         revision: snapshot.revision(),
         stale: state.flags.is_stale(),
@@ -144,10 +174,12 @@ fn ofrep_metadata(evaluation: &Evaluation, snapshot: &Snapshot, stale: bool) -> 
 }
 
 fn ofrep_value(
+    state: &AppState,
     evaluation: Evaluation,
     snapshot: &Snapshot,
     stale: bool,
 ) -> Result<OfrepSuccess, OfrepFailure> {
+    let (evaluation, overridden) = governed(state, evaluation);
     match evaluation.error_code {
         Some(code) => Err(OfrepFailure {
             key: evaluation.key,
@@ -155,7 +187,13 @@ fn ofrep_value(
             error_details: evaluation.error_details.unwrap_or_default(),
         }),
         None => Ok(OfrepSuccess {
-            metadata: ofrep_metadata(&evaluation, snapshot, stale),
+            metadata: {
+                let mut metadata = ofrep_metadata(&evaluation, snapshot, stale);
+                if let (Some(extra), Some(map)) = (overridden, metadata.as_object_mut()) {
+                    map.extend(extra.as_object().cloned().unwrap_or_default());
+                }
+                metadata
+            },
             key: evaluation.key,
             value: evaluation.value,
             reason: evaluation.reason,
@@ -190,7 +228,7 @@ pub async fn ofrep_one(
     let snapshot = state.flags.snapshot();
     let evaluation = snapshot.evaluate(&key, &context, &state.config.environment);
     Ok(
-        match ofrep_value(evaluation, &snapshot, state.flags.is_stale()) {
+        match ofrep_value(&state, evaluation, &snapshot, state.flags.is_stale()) {
             Ok(success) => Json(success).into_response(),
             Err(fail) if fail.error_code == ErrorCode::FlagNotFound => {
                 failure(StatusCode::NOT_FOUND, fail)
@@ -241,7 +279,7 @@ pub async fn ofrep_bulk(
         .evaluate_all(&context, &state.config.environment)
         .into_iter()
         .map(
-            |evaluation| match ofrep_value(evaluation, &snapshot, stale) {
+            |evaluation| match ofrep_value(&state, evaluation, &snapshot, stale) {
                 Ok(success) => json!(success),
                 Err(failure) => json!(failure),
             },

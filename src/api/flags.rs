@@ -64,8 +64,7 @@ impl RolloutRequest {
             Some(Value::String(reason)) => Some(reason),
             Some(_) => return Err(field_error("reason", "must be a string")),
         };
-        let rollout =
-            serde_json::from_value(body).map_err(|e| field_error("rollout", &e.to_string()))?;
+        let rollout = writes::parse_body(body)?;
         Ok(Self { rollout, reason })
     }
 }
@@ -409,10 +408,10 @@ pub async fn set_rules(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((key, env)): Path<(String, String)>,
-    ApiJson(body): ApiJson<RulesRequest>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     check_environment(&env)?;
-    let RulesRequest { rules, reason } = body;
+    let RulesRequest { rules, reason } = writes::parse_body(body)?;
     let change = Change::Edit(Box::new(move |flag| {
         live_only(flag)?;
         flag.environment_mut(&env).rules = rules;

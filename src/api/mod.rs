@@ -12,6 +12,8 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod realtime;
+pub mod strategy;
 pub mod stream;
 pub mod subscribe;
 
@@ -44,6 +46,8 @@ pub struct AppState {
     pub flags: crate::flags::live::LiveFlags,
     /// The circuit breakers of this instance (`realtime` guards the Realtime path).
     pub breakers: crate::breaker::Registry,
+    /// The Realtime path: batcher, breaker-guarded sink, backlog.
+    pub realtime: crate::realtime::RealtimePath,
     /// Cancelled when the server begins to shut down: streams close, sockets say goodbye.
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
@@ -74,6 +78,7 @@ impl FromRef<AppState> for Hub {
         (name = "flags", description = "Feature flags: admin API, history, change stream"),
         (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
         (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
+        (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
     )
 )]
 pub struct ApiDoc;
@@ -118,6 +123,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(flags::flag_history))
         .routes(routes!(flags::restore_flag))
         .routes(routes!(flag_stream::flag_stream))
+        .routes(routes!(strategy::strategy))
+        .routes(routes!(realtime::metrics_adapter))
+        .routes(routes!(realtime::metrics_validation))
+        .routes(routes!(realtime::metrics_flush))
         .routes(routes!(evaluate::evaluate))
         .routes(routes!(evaluate::ofrep_one))
         .routes(routes!(evaluate::ofrep_bulk))
@@ -127,6 +136,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(breakers::breaker_stream))
         .routes(routes!(breakers::get_breaker, breakers::control_breaker))
         .routes(routes!(breakers::breaker_transitions))
+        .routes(routes!(realtime::realtime_status))
 }
 
 /// The OpenAPI document the code describes.
@@ -143,6 +153,16 @@ pub fn openapi_json() -> String {
     json
 }
 
+/// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
+pub fn router(state: AppState) -> Router {
+    let (routes, spec) = api_router().split_for_parts();
+    // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
+    let routes = routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(error::not_found);
+    middleware::apply(routes, &state.config).with_state(state)
+}
+
 #[cfg(test)]
 mod tests {
     /// Fails when a route or schema changed without `switchyard openapi > openapi/openapi.json`.
@@ -155,14 +175,4 @@ mod tests {
             "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
         );
     }
-}
-
-/// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
-pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api_router().split_for_parts();
-    // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
-    let routes = routes
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(error::not_found);
-    middleware::apply(routes, &state.config).with_state(state)
 }

@@ -7,12 +7,19 @@
 //! switchyard and the baseline side by side. The method follows REFERENCE.md section 5: each
 //! event carries its intended send time, subscribers record arrival minus intended time, and
 //! what arrived is counted against what was expected. `docs/benchmarks.md` has the figures.
+//!
+//! `switchyard bench propagation` (a flag flip on one instance until another instance's
+//! subscriber sees it) and `switchyard bench evaluate` (evaluation requests/s) measure the flag
+//! half; `docs/flags-bench.md` has their figures.
 
+mod evaluate;
 mod fanout;
 mod idle;
 mod procfs;
+mod propagation;
 mod publisher;
 mod report;
+mod sink;
 mod subscriber;
 
 use std::time::Duration;
@@ -31,12 +38,24 @@ pub enum BenchCommand {
     /// Open C idle subscribed connections and report the server's resident memory per
     /// connection (VmRSS of --server-pid, before and after).
     Idle(IdleArgs),
+    /// Realtime sink throughput on a scratch database: adaptive batching against one INSERT
+    /// per event (the legacy way), same Postgres, same run.
+    Sink(sink::SinkArgs),
+    /// Flip a flag on instance A N times and time each flip until a `/v1/ws` subscriber of
+    /// instance B (same database) reads its `flag_changed` frame: p50/p95/p99/max.
+    Propagation(propagation::PropagationArgs),
+    /// Evaluation requests/s and latency at a fixed concurrency: `POST /v1/evaluate` and the
+    /// OFREP bulk endpoint (fresh and 304).
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Fanout(args) => fanout::run(args).await,
         BenchCommand::Idle(args) => idle::run(args).await,
+        BenchCommand::Sink(args) => sink::run(args).await,
+        BenchCommand::Propagation(args) => propagation::run(args).await,
+        BenchCommand::Evaluate(args) => evaluate::run(args).await,
     }
 }
 

@@ -12,7 +12,8 @@
 //! decided); a rollout that needs the targeting key (a percentage strictly between 0 and 100,
 //! or variant weights) and has none answers ERROR / TARGETING_KEY_MISSING with the default
 //! variant's value; an environment the flag does not configure behaves as the flag's default
-//! environment (off); an unknown or archived key answers ERROR / FLAG_NOT_FOUND.
+//! environment (off); an unknown or archived key answers ERROR / FLAG_NOT_FOUND; a stored
+//! definition that fails validation answers ERROR / GENERAL naming the bad fields.
 //!
 //! The only allocations per evaluation are the returned [`Evaluation`]'s owned strings (key
 //! and variant name) and a clone of a string or JSON value.

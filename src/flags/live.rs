@@ -24,6 +24,9 @@ use super::{FlagRecord, Pin, Snapshot, pins};
 use crate::config::LegacyEnv;
 use crate::store::flags::{self as flag_store, FLAG_CHANNEL};
 
+/// Longest one reload may take before the snapshot counts as stale.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// One flag that changed, as subscribers are told.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FlagChange {
@@ -137,11 +140,14 @@ impl LiveFlags {
     /// Returns the revision now served.
     pub async fn reload(&self, pool: &PgPool) -> Result<i64, sqlx::Error> {
         let _one_at_a_time = self.inner.reload_lock.lock().await;
-        let loaded = async {
+        // A database that stops answering (not refusing) must not hold the reload forever:
+        // past the timeout the snapshot is marked stale and the next resync tries again.
+        let loaded = tokio::time::timeout(RELOAD_TIMEOUT, async {
             let mut conn = pool.acquire().await?;
             flag_store::load_all(&mut conn).await
-        }
-        .await;
+        })
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut));
         let (revision, stored) = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {

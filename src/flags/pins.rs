@@ -75,7 +75,7 @@ fn parse_typed(value_type: ValueType, raw: &str) -> Option<Value> {
             .trim()
             .parse::<f64>()
             .ok()
-            .and_then(|n| serde_json::Number::from_f64(n))
+            .and_then(serde_json::Number::from_f64)
             .map(Value::Number),
         ValueType::String => Some(Value::String(raw.to_string())),
         ValueType::Json => serde_json::from_str(raw).ok(),

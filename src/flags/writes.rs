@@ -3,6 +3,7 @@
 //! global revision, appends the audit row and queues the NOTIFY. Nothing is stored unless all
 //! of it succeeds.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -19,12 +20,15 @@ pub struct WriteContext<'a> {
     pub if_match: Option<i64>,
 }
 
+/// An edit of an existing flag; it may refuse with an error.
+pub type Edit = Box<dyn FnOnce(&mut Flag) -> Result<(), ApiError> + Send>;
+
 /// What a write does to the stored flag.
 pub enum Change {
     /// A new flag (409 if the key exists, archived or not).
     Create(Box<Flag>),
     /// Edit the existing flag in place; the closure may refuse with an error.
-    Edit(Box<dyn FnOnce(&mut Flag) -> Result<(), ApiError> + Send>),
+    Edit(Edit),
 }
 
 /// Applies `change` to flag `key` as `action`; returns the stored result.
@@ -57,13 +61,13 @@ pub async fn write(
             let Some(current) = flag_store::get_for_update(&mut tx, key).await? else {
                 return Err(ApiError::NotFound(format!("no flag `{key}`")));
             };
-            if let Some(expected) = context.if_match {
-                if expected != current.version {
-                    return Err(ApiError::PreconditionFailed(format!(
-                        "flag `{key}` is at version {}, not {expected}: read it again and retry",
-                        current.version
-                    )));
-                }
+            if let Some(expected) = context.if_match
+                && expected != current.version
+            {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "flag `{key}` is at version {}, not {expected}: read it again and retry",
+                    current.version
+                )));
             }
             let record = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
             let mut flag = record.flag.clone();
@@ -136,21 +140,82 @@ fn check(flag: &Flag) -> Result<(), ApiError> {
 /// Parses a flag document from a request body, refusing unknown fields and bad types with
 /// 400 naming the field.
 pub fn parse_flag(document: Value) -> Result<Flag, ApiError> {
-    serde_json::from_value(document).map_err(|e| {
+    parse_body(document)
+}
+
+/// Parses a request body, refusing unknown fields and bad types with 400 naming the field by
+/// its dotted path in the body (`type`, `rules[0].constraints[0].operator`), the way
+/// [`validate`] names fields.
+pub fn parse_body<T: DeserializeOwned>(document: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(document).map_err(|e| {
         ApiError::Validation(vec![crate::event::FieldError {
             index: None,
-            field: field_of_serde_error(&e.to_string()),
-            message: e.to_string(),
+            field: field_of(&e),
+            message: e.inner().to_string(),
         }])
     })
 }
 
-/// Best effort at naming the field a serde error is about (`unknown field `x``, `missing field `y``).
-fn field_of_serde_error(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.contains("field"))
-        .unwrap_or("")
-        .to_string()
+/// The path of the field a serde error is about. An unknown or missing field is reported at
+/// the object that holds it, so its name (between backticks in the message) completes the path.
+fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = error.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let message = error.inner().to_string();
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
+    match named {
+        Some(name) if !path.ends_with(name) => {
+            if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            }
+        }
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::flags::Rule;
+
+    fn field(result: Result<impl Sized, ApiError>) -> String {
+        match result {
+            Err(ApiError::Validation(errors)) => errors[0].field.clone(),
+            Err(other) => panic!("expected a validation error, got {other}"),
+            Ok(_) => panic!("expected a validation error"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_by_its_path() {
+        let flag = |doc| field(parse_flag(doc));
+        assert_eq!(flag(json!({"key": "f", "type": "float"})), "type");
+        assert_eq!(
+            flag(json!({"key": "f", "type": "boolean", "colour": 1})),
+            "colour"
+        );
+        assert_eq!(flag(json!({"type": "boolean"})), "key");
+        assert_eq!(
+            flag(json!({"key": "f", "type": "boolean",
+                        "environments": {"production": {"enabled": "yes"}}})),
+            "environments.production.enabled"
+        );
+        assert_eq!(
+            flag(json!({"key": "f", "type": "boolean",
+                        "environments": {"production": {"enabeld": true}}})),
+            "environments.production.enabeld"
+        );
+        let rules = json!([{"variant": "on",
+            "constraints": [{"attribute": "a", "operator": "greater", "values": ["1"]}]}]);
+        assert_eq!(
+            field(parse_body::<Vec<Rule>>(rules)),
+            "[0].constraints[0].operator"
+        );
+    }
 }

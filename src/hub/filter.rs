@@ -52,9 +52,9 @@ impl Filter {
 
     pub fn matches(&self, published: &Published) -> bool {
         let event = &published.event;
-        (self.event_types.is_empty() || self.event_types.iter().any(|t| *t == event.event_type))
+        (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
             && (self.categories.is_empty()
                 || self.categories.iter().any(|c| c == event.category.as_str()))
-            && (self.sources.is_empty() || self.sources.iter().any(|s| *s == event.source))
+            && (self.sources.is_empty() || self.sources.contains(&event.source))
     }
 }

@@ -72,6 +72,8 @@ pub struct HubCounters {
     pub published: AtomicU64,
     pub lagged: AtomicU64,
     pub dropped_subscribers: AtomicU64,
+    /// Subscriptions opened since start, every protocol.
+    pub subscribers_total: AtomicU64,
 }
 
 struct Ring {
@@ -144,6 +146,11 @@ impl Hub {
     /// subscriber. Encoding happens before the lock; the lock covers only the ring and the send,
     /// so offsets reach the channel in order.
     pub fn publish(&self, event: Event) -> u64 {
+        self.publish_shared(event).offset
+    }
+
+    /// [`Hub::publish`], returning the published event itself (for the Realtime path).
+    pub fn publish_shared(&self, event: Event) -> Arc<Published> {
         self.inner.legacy.record(&event);
         let event_json = serde_json::to_string(&event).expect("events serialize");
         let legacy_frame = Utf8Bytes::from(legacy::frame(&event));
@@ -164,12 +171,12 @@ impl Hub {
         }
         ring.events.push_back(published.clone());
         // No receivers is fine: the event is in history for whoever connects next.
-        let _ = self.inner.sender.send(published);
+        let _ = self.inner.sender.send(published.clone());
         self.inner
             .counters
             .published
             .fetch_add(1, Ordering::Relaxed);
-        offset
+        published
     }
 
     /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client. `frame` is
@@ -186,6 +193,10 @@ impl Hub {
     /// Attaches a subscriber. With `since`, it gets every event after that position if history
     /// still holds all of them, and nothing from history otherwise (never a partial replay).
     pub fn subscribe(&self, since: Option<&Position>) -> Subscription {
+        self.inner
+            .counters
+            .subscribers_total
+            .fetch_add(1, Ordering::Relaxed);
         let ring = self.lock_ring();
         let receiver = self.inner.sender.subscribe();
         let head = ring.head;

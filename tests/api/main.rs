@@ -5,9 +5,11 @@
 mod auth;
 mod breakers;
 mod fault_proxy;
+mod flags;
 mod legacy;
 mod migrations;
 mod publish;
+mod realtime;
 mod resilience;
 mod serve_binary;
 mod shutdown;

@@ -100,8 +100,9 @@ pub struct TestApp {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    // Last, so the database is dropped after everything that uses it.
-    _database: TestDatabase,
+    // Last, so the database is dropped after everything that uses it. `None` for an instance
+    // started on another one's database (`spawn_app_on`): that one drops it.
+    _database: Option<TestDatabase>,
 }
 
 /// Starts switchyard with the default test settings.
@@ -114,8 +115,23 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     init_tracing();
     let database = TestDatabase::migrated().await;
+    start(database.url(), configure, Some(database)).await
+}
+
+/// Starts a second switchyard on `other`'s database (two instances sharing one control store,
+/// as in production), with default settings and its own admin key. The database stays
+/// `other`'s: it is dropped with `other`.
+pub async fn spawn_app_on(other: &TestApp) -> TestApp {
+    start(other.state.config.database_url.clone(), |_| {}, None).await
+}
+
+async fn start(
+    database_url: String,
+    configure: impl FnOnce(&mut Config),
+    database: Option<TestDatabase>,
+) -> TestApp {
     let admin_key = format!("test-admin-{}", Uuid::new_v4().simple());
-    let mut config = Config::for_database(database.url());
+    let mut config = Config::for_database(database_url);
     config.admin_key = Some(admin_key.clone());
     configure(&mut config);
     let app = Application::build(config).await.unwrap_or_else(|e| {

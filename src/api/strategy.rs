@@ -1,0 +1,17 @@
+//! `GET /v1/strategy`: what the router does now — the global strategy, each category's
+//! route, and which tier decided each (flag, env pin, default).
+
+use axum::extract::State;
+
+use super::AppState;
+use super::auth::Reader;
+use super::error::{ApiJson, Problem};
+use crate::router::Strategy;
+
+/// The active broadcast strategy.
+#[utoipa::path(get, path = "/v1/strategy", tag = "flags",
+    responses((status = 200, body = Strategy), (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = []), ()))]
+pub async fn strategy(_access: Reader, State(state): State<AppState>) -> ApiJson<Strategy> {
+    ApiJson((*state.ingest.router().current()).clone())
+}

@@ -1,0 +1,317 @@
+//! The Realtime path: routed events, batched and written into the Realtime table on the
+//! target database through the circuit breaker, with a backlog that holds them (in order)
+//! while the target fails and replays them when it recovers.
+//!
+//! ```text
+//! submit ─try_send─> queue (bounded) ──> worker ──> batcher ──> breaker.call(sink.write)
+//!    │ full                                │  backlog not empty,       │ rejected, failed,
+//!    └──────────────> backlog <────────────┘  breaker not closed       │ timed out
+//!                       │  ^ <──────────────────────────────────────────┘
+//!                       │  └─ replay at replay_rate_per_s, oldest first, before new events
+//!                       └─ overflow ─> dead letter (control store) or dropped and counted
+//! ```
+//!
+//! `submit` never waits: a full queue puts the event straight into the backlog (DESIGN.md
+//! invariant 4: a failing target never slows ingest). One worker task owns the batcher, the
+//! writes and the replay, so writes of one class commit in order and the backlog drains
+//! before newer events overtake it (invariant 2). See `batcher` for the batch classes and
+//! the adaptation rule, `backlog` for ordering and overflow, `retention` for pruning.
+
+mod backlog;
+mod batcher;
+mod retention;
+mod schema;
+mod settings;
+mod sink;
+mod status;
+mod worker;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sqlx::PgPool;
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::breaker::Breaker;
+use crate::config::mask_url;
+use crate::hub::Published;
+use backlog::{Backlog, Held, Overflow};
+use status::{Counters, Depths, Observed, OverflowPolicy};
+
+pub use batcher::BatchClass;
+pub use settings::RealtimeSettings;
+pub use sink::RealtimeSink;
+pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth};
+
+/// Batches announced to `subscribe_committed` that a slow receiver may fall behind.
+const COMMITTED_QUEUE: usize = 1024;
+/// Seconds between two warnings about dropped events (each warning carries the total).
+const DROP_WARN_EVERY_S: u64 = 5;
+
+/// An event on its way to the target, with when it was submitted.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub published: Arc<Published>,
+    pub submitted_at: Instant,
+}
+
+/// How a committed batch reached the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitKind {
+    /// A live batch.
+    Live,
+    /// Replayed from the in-memory backlog.
+    Replay,
+    /// Replayed from the dead letter (offsets may belong to an earlier epoch).
+    DeadLetter,
+}
+
+/// Events the target has committed, for whoever compares the paths.
+#[derive(Debug, Clone)]
+pub struct CommittedBatch {
+    pub ids: Vec<Uuid>,
+    pub offsets: Vec<u64>,
+    pub kind: CommitKind,
+    pub committed_at: Instant,
+}
+
+/// The Realtime path of this instance. Cheap to clone.
+#[derive(Clone)]
+pub struct RealtimePath {
+    shared: Arc<Shared>,
+    tasks: TaskTracker,
+}
+
+/// What `submit`, `status` and the worker share.
+struct Shared {
+    queue: mpsc::Sender<Pending>,
+    settings: RealtimeSettings,
+    target_database: String,
+    backlog: Mutex<Backlog>,
+    /// Wakes the worker when `submit` put something in the backlog.
+    backlog_changed: Notify,
+    counters: Counters,
+    observed: Observed,
+    committed: broadcast::Sender<CommittedBatch>,
+    started: Instant,
+    /// Seconds since `started` before which no drop warning is logged again.
+    next_drop_warning_s: AtomicU64,
+}
+
+impl RealtimePath {
+    /// Starts the worker and the retention task. Never fails because the target is down: the
+    /// sink's pool is lazy, the schema is applied when the target first answers, and until
+    /// then the breaker sees the failures and events wait in the backlog. `control_url` tells
+    /// whether the target is the control store (then overflow is dropped, not dead-lettered).
+    pub async fn start(
+        settings: RealtimeSettings,
+        control_pool: PgPool,
+        control_url: &str,
+        breaker: Breaker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let separate = !settings::same_database(control_url, &settings.database_url);
+        let overflow = if separate {
+            Overflow::DeadLetter
+        } else {
+            Overflow::Drop
+        };
+        let sink = RealtimeSink::new(&settings.database_url, separate);
+        if let Some(error) = sink.configuration_error() {
+            tracing::error!(
+                error,
+                "REALTIME_DATABASE_URL is unusable: every Realtime write will fail"
+            );
+        }
+        let batcher = batcher::Batcher::new(settings.high_batch_size, settings.slow_write);
+        let (queue, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            queue,
+            target_database: mask_url(&settings.database_url),
+            backlog: Mutex::new(Backlog::new(
+                settings.backlog_capacity,
+                settings.queue_capacity,
+                overflow,
+            )),
+            backlog_changed: Notify::new(),
+            counters: Counters::default(),
+            observed: Observed::new(BatchClass::ALL.map(|c| (c, batcher.tuning(c)))),
+            committed: broadcast::channel(COMMITTED_QUEUE).0,
+            started: Instant::now(),
+            next_drop_warning_s: AtomicU64::new(0),
+            settings,
+        });
+        let tasks = TaskTracker::new();
+        let control = separate.then_some(control_pool);
+        let worker = worker::Worker::new(
+            shared.clone(),
+            receiver,
+            batcher,
+            sink.clone(),
+            breaker.clone(),
+            control,
+        );
+        tasks.spawn(worker.run(shutdown.clone()));
+        if !shared.settings.retention.is_zero() {
+            tasks.spawn(retention::run(shared.clone(), sink, breaker, shutdown));
+        }
+        tasks.close();
+        tracing::info!(
+            target_database = %shared.target_database,
+            overflow = if separate { "dead_letter" } else { "drop" },
+            "Realtime path started"
+        );
+        Self { shared, tasks }
+    }
+
+    /// Hands an event to the Realtime path. Never waits: when the queue is full the event
+    /// goes straight to the backlog.
+    pub fn submit(&self, published: Arc<Published>) {
+        let pending = Pending {
+            published,
+            submitted_at: Instant::now(),
+        };
+        match self.shared.queue.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(pending)) => {
+                self.shared.hold(pending);
+                self.shared.backlog_changed.notify_one();
+            }
+            // The worker has stopped (shutdown): nothing will write or spill it any more.
+            Err(mpsc::error::TrySendError::Closed(_)) => self.shared.count_dropped(1),
+        }
+    }
+
+    /// The path now.
+    pub fn status(&self) -> RealtimeStatus {
+        let shared = &self.shared;
+        let (backlog_depth, oldest, spill_depth, dead_letter_waiting, overflow) = {
+            let backlog = shared.lock_backlog();
+            (
+                backlog.len(),
+                backlog.oldest_submitted(),
+                backlog.spill_len(),
+                backlog.spilled_tail(),
+                backlog.overflow(),
+            )
+        };
+        let settings = &shared.settings;
+        let depths = Depths {
+            target_database: shared.target_database.clone(),
+            overflow: match overflow {
+                Overflow::DeadLetter => OverflowPolicy::DeadLetter,
+                Overflow::Drop => OverflowPolicy::Drop,
+            },
+            queue_depth: shared.queue.max_capacity() - shared.queue.capacity(),
+            queue_capacity: shared.queue.max_capacity(),
+            backlog_depth,
+            backlog_capacity: settings.backlog_capacity,
+            oldest_backlog_age: oldest.map(|at| at.elapsed()),
+            spill_depth,
+            dead_letter_waiting,
+            replay_rate_per_s: settings.replay_rate_per_s,
+        };
+        status::status(depths, &shared.counters, &shared.observed)
+    }
+
+    /// Every batch the target commits from now on.
+    pub fn subscribe_committed(&self) -> broadcast::Receiver<CommittedBatch> {
+        self.shared.committed.subscribe()
+    }
+
+    /// Waits until the worker and retention have stopped (after the shutdown token fired):
+    /// open batches written or held, the backlog spilled to the dead letter or counted.
+    pub async fn stopped(&self) {
+        self.tasks.wait().await;
+    }
+}
+
+impl Shared {
+    fn lock_backlog(&self) -> MutexGuard<'_, Backlog> {
+        // Backlog operations are single collection calls; a panic cannot leave one half done.
+        self.backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts an event in the backlog, counting it if it (or one it displaced) is dropped.
+    fn hold(&self, pending: Pending) {
+        let held = self.lock_backlog().push(pending);
+        if held == Held::Dropped {
+            self.count_dropped(1);
+        }
+    }
+
+    fn hold_all(&self, events: Vec<Pending>) {
+        let mut dropped = 0;
+        {
+            let mut backlog = self.lock_backlog();
+            for pending in events {
+                if backlog.push(pending) == Held::Dropped {
+                    dropped += 1;
+                }
+            }
+        }
+        if dropped > 0 {
+            self.count_dropped(dropped);
+        }
+    }
+
+    /// Counts lost events and warns, at most every few seconds, with the running total.
+    fn count_dropped(&self, n: usize) {
+        Counters::add(&self.counters.dropped, n);
+        let now_s = self.started.elapsed().as_secs();
+        let due = self.next_drop_warning_s.load(Ordering::Relaxed);
+        if now_s >= due
+            && self
+                .next_drop_warning_s
+                .compare_exchange(
+                    due,
+                    now_s + DROP_WARN_EVERY_S,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped_total = self.counters.dropped.load(Ordering::Relaxed),
+                backlog_capacity = self.settings.backlog_capacity,
+                "Realtime backlog full: events dropped (they reached WebSocket subscribers, not the Realtime table)"
+            );
+        }
+    }
+
+    fn announce(&self, ids: Vec<Uuid>, offsets: Vec<u64>, kind: CommitKind) {
+        if self.committed.receiver_count() == 0 {
+            return;
+        }
+        let _ = self.committed.send(CommittedBatch {
+            ids,
+            offsets,
+            kind,
+            committed_at: Instant::now(),
+        });
+    }
+}
+
+/// Events for unit tests, stamped by a real hub.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::hub::Hub;
+
+    /// Publishes an event of `event_type` on `hub` and returns it as the path receives it.
+    pub fn pending(hub: &Hub, event_type: &str) -> Pending {
+        let value = serde_json::json!({"event_type": event_type, "source": "unit"});
+        let event = crate::event::parse_event(&value, None, chrono::Utc::now()).expect("valid");
+        hub.publish(event);
+        Pending {
+            published: hub.recent(1).pop().expect("just published"),
+            submitted_at: Instant::now(),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The Realtime path's settings: the operator-facing ones from `Config` (env names and
+//! defaults are in `config.rs`), plus tuning that has sane fixed defaults and is public so
+//! tests and benchmarks can shorten it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct RealtimeSettings {
+    /// The target (`REALTIME_DATABASE_URL`, default `DATABASE_URL`).
+    pub database_url: String,
+    /// The hub's epoch, written into every row with the event's offset.
+    pub epoch: String,
+    /// Events waiting in front of the batcher (`SWITCHYARD_REALTIME_QUEUE`).
+    pub queue_capacity: usize,
+    /// Events held in memory while the target fails (`SWITCHYARD_REALTIME_BACKLOG`).
+    pub backlog_capacity: usize,
+    /// Events per second the backlog and the dead letter are replayed at
+    /// (`SWITCHYARD_REALTIME_REPLAY_RATE`).
+    pub replay_rate_per_s: u32,
+    /// Rows older than this are deleted from the target (`SWITCHYARD_REALTIME_RETENTION_DAYS`);
+    /// zero keeps everything.
+    pub retention: Duration,
+    /// Rows one retention statement deletes.
+    pub retention_batch: i64,
+    /// The pause between two retention statements.
+    pub retention_pause: Duration,
+    /// How often retention runs (the first run is one interval after start).
+    pub retention_interval: Duration,
+    /// The high class's start size (the legacy `MONITORING_BATCH_SIZE`; preset 100).
+    pub high_batch_size: Option<usize>,
+    /// Write latency above which the target counts as struggling (see `batcher`).
+    pub slow_write: Duration,
+    /// Events per half-open trial write: trials are small batches from the backlog.
+    pub half_open_batch: usize,
+    /// While the breaker admits trials and nothing else is to be written, a trial call is
+    /// made this often so the breaker can close (and the schema be applied) without traffic.
+    pub probe_interval: Duration,
+    /// Longest the worker spends at shutdown writing open batches and spilling the backlog.
+    pub shutdown_grace: Duration,
+}
+
+impl RealtimeSettings {
+    /// The defaults for a target: queue 10,000, backlog 100,000, replay 5,000 events/s,
+    /// retention 7 days.
+    pub fn new(database_url: impl Into<String>, epoch: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            epoch: epoch.into(),
+            queue_capacity: 10_000,
+            backlog_capacity: 100_000,
+            replay_rate_per_s: 5_000,
+            retention: Duration::from_secs(7 * 86_400),
+            retention_batch: 1_000,
+            retention_pause: Duration::from_millis(100),
+            retention_interval: Duration::from_secs(600),
+            high_batch_size: None,
+            slow_write: Duration::from_millis(100),
+            half_open_batch: 10,
+            probe_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+
+    /// The settings `serve` runs with.
+    pub fn from_config(config: &Config, epoch: &str) -> Self {
+        let realtime = &config.realtime;
+        let target = realtime
+            .database_url
+            .clone()
+            .unwrap_or_else(|| config.database_url.clone());
+        Self {
+            queue_capacity: realtime.queue as usize,
+            backlog_capacity: realtime.backlog as usize,
+            replay_rate_per_s: realtime.replay_rate,
+            retention: Duration::from_secs(u64::from(realtime.retention_days) * 86_400),
+            high_batch_size: config.legacy.batch_size.map(|n| n.max(1) as usize),
+            ..Self::new(target, epoch)
+        }
+    }
+
+    /// Events one replay write carries while the breaker is closed: a tenth of a second's
+    /// worth at the replay rate, at most 1,000.
+    pub(super) fn replay_chunk(&self) -> usize {
+        (self.replay_rate_per_s as usize / 10).clamp(1, 1_000)
+    }
+}
+
+/// Whether two URLs name the same database (host, port and database name), so the target
+/// is the control store. A URL that does not parse is compared as text.
+pub(super) fn same_database(a: &str, b: &str) -> bool {
+    match (PgConnectOptions::from_str(a), PgConnectOptions::from_str(b)) {
+        (Ok(a), Ok(b)) => {
+            a.get_host() == b.get_host()
+                && a.get_port() == b.get_port()
+                && a.get_database() == b.get_database()
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_database;
+
+    #[test]
+    fn the_same_database_is_recognised_whatever_else_the_urls_say() {
+        assert!(same_database(
+            "postgres://app:x@db:5432/switchyard",
+            "postgres://other@db/switchyard?sslmode=disable"
+        ));
+        assert!(!same_database(
+            "postgres://db:5432/switchyard",
+            "postgres://db:5432/realtime"
+        ));
+        assert!(!same_database(
+            "postgres://db:5432/switchyard",
+            "postgres://127.0.0.1:6543/switchyard"
+        ));
+    }
+}

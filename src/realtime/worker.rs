@@ -1,0 +1,308 @@
+//! The worker: the one task that batches, writes, replays and spills. Owning all of it in one
+//! task keeps the order promises simple: one write at a time, so a class's batches commit in
+//! order, and a new event is written directly only when nothing older is held.
+//!
+//! Each turn of the loop does the first thing due: a batch whose linger expired, a replay step
+//! (paced at the replay rate; small trial batches while half-open), new events from the queue,
+//! or housekeeping (spilling to the dead letter, trial probes). Breaker transitions only wake
+//! it; what to do is read from the breaker's state each turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+
+use super::backlog::Held;
+use super::batcher::{Batch, Batcher};
+use super::status::Counters;
+use super::{CommitKind, Pending, RealtimeSink, Shared};
+use crate::breaker::{Breaker, BreakerError, BreakerState, Transition};
+use crate::store::dead_letter::RealtimeRows;
+
+mod dead_letter;
+mod shutdown;
+
+/// How often housekeeping runs.
+const HOUSEKEEPING: Duration = Duration::from_millis(250);
+/// Events taken from the queue per turn.
+const RECEIVE_AT_ONCE: usize = 256;
+/// Rows per dead-letter insert.
+const SPILL_CHUNK: usize = 1_000;
+/// Longest a control-store statement may take before the worker moves on.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before retrying a replay that failed while the breaker still admits calls.
+const REPLAY_RETRY: Duration = Duration::from_millis(100);
+
+pub(super) struct Worker {
+    shared: Arc<Shared>,
+    queue: mpsc::Receiver<Pending>,
+    batcher: Batcher,
+    sink: RealtimeSink,
+    breaker: Breaker,
+    /// The control store, when overflow goes to its dead letter.
+    control: Option<PgPool>,
+    next_replay: Instant,
+    last_call: Instant,
+}
+
+impl Worker {
+    pub fn new(
+        shared: Arc<Shared>,
+        queue: mpsc::Receiver<Pending>,
+        batcher: Batcher,
+        sink: RealtimeSink,
+        breaker: Breaker,
+        control: Option<PgPool>,
+    ) -> Self {
+        Self {
+            shared,
+            queue,
+            batcher,
+            sink,
+            breaker,
+            control,
+            next_replay: Instant::now(),
+            last_call: Instant::now(),
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        self.adopt_dead_letter().await;
+        self.probe().await;
+        let mut transitions = Some(self.breaker.subscribe());
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut received = Vec::with_capacity(RECEIVE_AT_ONCE);
+        loop {
+            let linger = self.batcher.next_deadline();
+            let replay = self.replay_due();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                () = sleep_until_some(linger) => self.flush_due().await,
+                () = sleep_until_some(replay) => self.replay_step().await,
+                n = self.queue.recv_many(&mut received, RECEIVE_AT_ONCE) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for pending in received.drain(..) {
+                        self.accept(pending).await;
+                    }
+                }
+                () = self.shared.backlog_changed.notified() => {}
+                () = next_transition(&mut transitions) => {}
+                _ = housekeeping.tick() => self.housekeeping().await,
+            }
+        }
+        let grace = Instant::now() + self.shared.settings.shutdown_grace;
+        self.write_what_is_left(grace).await;
+        self.keep_or_count_the_rest().await;
+        self.sink.close().await;
+    }
+
+    /// A new event: written through the batcher when nothing older is held and the breaker
+    /// admits calls, else held in the backlog behind the older ones.
+    async fn accept(&mut self, pending: Pending) {
+        let pending = {
+            let mut backlog = self.shared.lock_backlog();
+            if backlog.holds_back() || !self.breaker.permits_calls() {
+                let held = backlog.push(pending);
+                drop(backlog);
+                if held == Held::Dropped {
+                    self.shared.count_dropped(1);
+                }
+                return;
+            }
+            pending
+        };
+        if let Some(batch) = self.batcher.push(pending, Instant::now()) {
+            self.write_batch(batch).await;
+        }
+    }
+
+    /// Flushes the batches whose linger expired, after they take what already waits in the
+    /// queue (those events arrived before the deadline): a worker busy writing one class's
+    /// batches must not turn a burst into half-empty linger flushes of the others. Bounded by
+    /// the queue's length now, so a sustained flood cannot postpone the flush for ever.
+    async fn flush_due(&mut self) {
+        for _ in 0..self.queue.len() {
+            let Ok(pending) = self.queue.try_recv() else {
+                break;
+            };
+            self.accept(pending).await;
+        }
+        for batch in self.batcher.take_due(Instant::now()) {
+            self.write_batch(batch).await;
+        }
+    }
+
+    async fn write_batch(&mut self, batch: Batch) {
+        let rows = self.rows(&batch.events);
+        let started = Instant::now();
+        let sink = &self.sink;
+        let result = self.breaker.call(|| sink.write(&rows)).await;
+        self.last_call = Instant::now();
+        match result {
+            Ok(inserted) => {
+                let took = started.elapsed();
+                self.batcher.record_write(&batch, took);
+                let tuning = self.batcher.tuning(batch.class);
+                let waiting = self.batcher.waiting(batch.class);
+                self.shared
+                    .observed
+                    .record_class(batch.class, tuning, waiting);
+                self.committed(&rows, inserted, took, CommitKind::Live);
+            }
+            Err(error) => {
+                self.failed(&error, batch.events.len());
+                self.shared.hold_all(batch.events);
+            }
+        }
+    }
+
+    /// When the next replay step may run: `None` when nothing is held or the breaker admits
+    /// nothing (a transition wakes the loop).
+    fn replay_due(&self) -> Option<Instant> {
+        let work = {
+            let backlog = self.shared.lock_backlog();
+            !backlog.is_empty() || (backlog.spilled_tail() && self.control.is_some())
+        };
+        (work && self.breaker.permits_calls()).then_some(self.next_replay)
+    }
+
+    /// Writes the oldest held events (or, with the memory part empty, the dead letter's).
+    async fn replay_step(&mut self) {
+        let chunk = if self.breaker.state() == BreakerState::HalfOpen {
+            self.shared.settings.half_open_batch.max(1)
+        } else {
+            self.shared.settings.replay_chunk()
+        };
+        let front = self.shared.lock_backlog().front(chunk);
+        if front.is_empty() {
+            return self.replay_dead_letter(chunk).await;
+        }
+        let rows = self.rows(&front);
+        let started = Instant::now();
+        let sink = &self.sink;
+        let result = self.breaker.call(|| sink.write(&rows)).await;
+        self.last_call = Instant::now();
+        match result {
+            Ok(inserted) => {
+                self.shared
+                    .lock_backlog()
+                    .remove(front.iter().map(|p| p.published.offset));
+                self.committed(&rows, inserted, started.elapsed(), CommitKind::Replay);
+                self.pace(front.len());
+            }
+            Err(error) => {
+                self.failed(&error, front.len());
+                self.next_replay = Instant::now() + REPLAY_RETRY;
+            }
+        }
+    }
+
+    async fn housekeeping(&mut self) {
+        self.flush_spill().await;
+        for class in super::BatchClass::ALL {
+            let (tuning, waiting) = (self.batcher.tuning(class), self.batcher.waiting(class));
+            self.shared.observed.record_class(class, tuning, waiting);
+        }
+        let idle =
+            self.batcher.next_deadline().is_none() && !self.shared.lock_backlog().holds_back();
+        let due = self.last_call.elapsed() >= self.shared.settings.probe_interval;
+        let wanted = self.breaker.state() == BreakerState::HalfOpen
+            || (!self.shared.observed.target_up() && self.breaker.permits_calls());
+        if idle && due && wanted {
+            self.probe().await;
+        }
+    }
+
+    /// A call with no events: applies the schema if needed and lets a half-open breaker close
+    /// (or an unknown target be known) without waiting for traffic.
+    async fn probe(&mut self) {
+        let sink = &self.sink;
+        let result = self.breaker.call(|| sink.probe()).await;
+        self.last_call = Instant::now();
+        match result {
+            Ok(()) => self.target_is(true, None),
+            Err(BreakerError::Rejected) => {}
+            Err(error) => self.target_is(false, Some(&error.to_string())),
+        }
+    }
+
+    fn rows(&self, events: &[Pending]) -> RealtimeRows {
+        let epoch = &self.shared.settings.epoch;
+        let mut rows = RealtimeRows::with_capacity(events.len());
+        for pending in events {
+            rows.push(&pending.published.event, pending.published.offset, epoch);
+        }
+        rows
+    }
+
+    fn committed(&self, rows: &RealtimeRows, inserted: u64, took: Duration, kind: CommitKind) {
+        let counters = &self.shared.counters;
+        let counter = match kind {
+            CommitKind::Live => &counters.written,
+            CommitKind::Replay => &counters.replayed,
+            CommitKind::DeadLetter => &counters.dead_letter_replayed,
+        };
+        Counters::add(counter, rows.len());
+        Counters::add(
+            &counters.skipped_duplicates,
+            rows.len().saturating_sub(inserted as usize),
+        );
+        self.shared.observed.record_latency(took);
+        self.target_is(true, None);
+        let offsets = rows.sequence_ids.iter().map(|&o| o as u64).collect();
+        self.shared.announce(rows.ids.clone(), offsets, kind);
+    }
+
+    fn failed(&self, error: &BreakerError<sqlx::Error>, events: usize) {
+        let counters = &self.shared.counters;
+        match error {
+            BreakerError::Rejected => Counters::add(&counters.rejected_batches, 1),
+            BreakerError::Timeout | BreakerError::Failed(_) => {
+                Counters::add(&counters.failed_batches, 1);
+                tracing::debug!(error = %error, events, "Realtime write failed; its events are held for replay");
+                self.target_is(false, Some(&error.to_string()));
+            }
+        }
+    }
+
+    /// Records the target's state; logs once per change.
+    fn target_is(&self, up: bool, error: Option<&str>) {
+        if self.shared.observed.set_target(up) {
+            if up {
+                tracing::info!(target_database = %self.shared.target_database, "Realtime target is up");
+            } else {
+                tracing::warn!(target_database = %self.shared.target_database, error, "Realtime target is down: events are held in the backlog");
+            }
+        }
+    }
+
+    /// Spaces replay writes so they average the replay rate.
+    fn pace(&mut self, events: usize) {
+        let rate = f64::from(self.shared.settings.replay_rate_per_s.max(1));
+        self.next_replay = Instant::now() + Duration::from_secs_f64(events as f64 / rate);
+    }
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves on the next transition (or when the breaker is gone, never again).
+async fn next_transition(transitions: &mut Option<broadcast::Receiver<Transition>>) {
+    let Some(receiver) = transitions else {
+        return std::future::pending().await;
+    };
+    if let Err(broadcast::error::RecvError::Closed) = receiver.recv().await {
+        *transitions = None;
+    }
+}
