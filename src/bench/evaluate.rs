@@ -17,10 +17,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use super::fanout::Latency;
 use super::propagation::latency;
+use super::report::{CpuSample, Latency};
 use super::subscriber::{LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS};
-use super::{BenchClock, TargetArgs, Window, procfs};
+use super::{BenchClock, TargetArgs, Window};
 
 /// Targeting keys the requests cycle through.
 const CONTEXTS: usize = 1_024;
@@ -202,9 +202,9 @@ async fn load(
         workers.spawn(async move { run_worker(&client, &requests, worker, clock, window).await });
     }
     tokio::time::sleep_until(clock.instant_at(window.start_ns)).await;
-    let cpu_before = cpu(args.target.server_pid);
+    let cpu_before = CpuSample::take(args.target.server_pid);
     tokio::time::sleep_until(clock.instant_at(window.end_ns)).await;
-    let cpu_after = cpu(args.target.server_pid);
+    let cpu = CpuSample::take(args.target.server_pid).since(&cpu_before, args.duration);
     let mut merged =
         Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS)?;
     let (mut failed, mut first_error, mut response_bytes) = (0, None, 0);
@@ -215,8 +215,6 @@ async fn load(
         first_error = first_error.or(tally.first_error);
         response_bytes = response_bytes.max(tally.response_bytes);
     }
-    let percent =
-        |after: Option<f64>, before: Option<f64>| Some((after? - before?) / args.duration * 100.0);
     Ok(EvaluateReport {
         url: args.target.url.clone(),
         endpoint,
@@ -228,17 +226,9 @@ async fn load(
         response_bytes,
         failed,
         first_error,
-        bench_cpu_percent: percent(cpu_after.0, cpu_before.0),
-        server_cpu_percent: percent(cpu_after.1, cpu_before.1),
+        bench_cpu_percent: cpu.bench_percent,
+        server_cpu_percent: cpu.server_percent,
     })
-}
-
-/// CPU seconds of this process and of the server.
-fn cpu(server_pid: Option<u32>) -> (Option<f64>, Option<f64>) {
-    (
-        procfs::cpu_seconds(None).ok(),
-        server_pid.and_then(|pid| procfs::cpu_seconds(Some(pid)).ok()),
-    )
 }
 
 /// Sends requests back to back until the window ends; counts those sent inside it.

@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::fanout::Latency;
+use super::BenchClock;
+use super::report::{CpuSample, Latency};
 use super::subscriber::{Endpoint, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS, Socket};
-use super::{BenchClock, procfs};
 
 /// The longest a flip may take to be observed before the run gives up on it.
 const OBSERVE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,7 +91,7 @@ pub async fn run(args: PropagationArgs) -> anyhow::Result<()> {
     let histogram =
         || Histogram::<u64>::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS);
     let (mut observed_us, mut write_us) = (histogram()?, histogram()?);
-    let cpu_before = procfs::cpu_seconds(None).ok();
+    let cpu_before = CpuSample::take(None);
     let started_ns = clock.now_ns();
     for flip in 0..args.warmup + args.flips {
         enabled = !enabled;
@@ -111,7 +111,7 @@ pub async fn run(args: PropagationArgs) -> anyhow::Result<()> {
     }
     let elapsed_s = (clock.now_ns() - started_ns) as f64 / 1e9;
     reader.abort();
-    let cpu_after = procfs::cpu_seconds(None).ok();
+    let cpu = CpuSample::take(None).since(&cpu_before, elapsed_s);
     let report = PropagationReport {
         url_a: args.url_a,
         url_b: args.url_b,
@@ -119,9 +119,7 @@ pub async fn run(args: PropagationArgs) -> anyhow::Result<()> {
         flips: args.flips,
         observed_ms: latency(&observed_us),
         write_ms: latency(&write_us),
-        bench_cpu_percent: cpu_before
-            .zip(cpu_after)
-            .map(|(b, a)| (a - b) / elapsed_s * 100.0),
+        bench_cpu_percent: cpu.bench_percent,
         elapsed_s,
     };
     if args.json {
