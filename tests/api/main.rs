@@ -6,6 +6,7 @@ mod auth;
 mod breakers;
 mod fault_proxy;
 mod flags;
+mod governance;
 mod legacy;
 mod migrations;
 mod publish;
