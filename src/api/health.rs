@@ -25,6 +25,12 @@ pub struct Ready {
     pub database: &'static str,
     pub epoch: String,
     pub offset: u64,
+    /// `fresh`, or `stale` when the flag snapshot could not be reloaded lately (evaluation
+    /// keeps serving the last snapshot).
+    pub flags: &'static str,
+    pub flag_revision: i64,
+    /// Seconds since the flag snapshot was last loaded from the database.
+    pub flags_staleness_s: Option<f64>,
 }
 
 /// The process is running.
@@ -49,6 +55,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
         database: if database_up { "up" } else { "down" },
         epoch: state.hub.epoch().to_string(),
         offset: state.hub.head(),
+        flags: if state.flags.is_stale() { "stale" } else { "fresh" },
+        flag_revision: state.flags.snapshot().revision(),
+        flags_staleness_s: Some(state.flags.staleness_seconds()).filter(|s| s.is_finite()),
     };
     (StatusCode::OK, Json(ready))
 }
