@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use super::context::{AttributeValue, EvaluationContext};
+use super::context::{AttributeValue, EvaluationContext, is_targeting_key_name};
 use super::environment::{Constraint, Operator};
 use super::semver::{OwnedVersion, Version};
 
@@ -13,6 +13,8 @@ use super::semver::{OwnedVersion, Version};
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledConstraint {
     attribute: Box<str>,
+    /// Decided once here rather than by comparing names on every evaluation.
+    attribute_is_key: bool,
     test: Test,
 }
 
@@ -85,12 +87,18 @@ impl CompiledConstraint {
         };
         CompiledConstraint {
             attribute: constraint.attribute.as_str().into(),
+            attribute_is_key: is_targeting_key_name(&constraint.attribute),
             test,
         }
     }
 
     pub(crate) fn matches(&self, ctx: &EvaluationContext) -> bool {
-        match ctx.attribute(&self.attribute) {
+        let attribute = if self.attribute_is_key {
+            ctx.stickiness_key().map(AttributeValue::Text)
+        } else {
+            ctx.named_attribute(&self.attribute)
+        };
+        match attribute {
             Some(attribute) => self.test.holds_for(attribute),
             None => matches!(self.test, Test::NotIn(_)),
         }

@@ -25,6 +25,11 @@ pub struct EvaluationContext {
     pub attributes: Map<String, Value>,
 }
 
+/// Whether a constraint's attribute name means the targeting key.
+pub(crate) fn is_targeting_key_name(name: &str) -> bool {
+    name == "targetingKey" || name == "targeting_key"
+}
+
 /// An attribute as constraints see it, borrowed from the context.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum AttributeValue<'a> {
@@ -58,11 +63,9 @@ impl EvaluationContext {
             .filter(|key| !key.is_empty())
     }
 
-    /// The attribute `name`; `targetingKey` / `targeting_key` name the stickiness key.
-    pub(crate) fn attribute(&self, name: &str) -> Option<AttributeValue<'_>> {
-        if name == "targetingKey" || name == "targeting_key" {
-            return self.stickiness_key().map(AttributeValue::Text);
-        }
+    /// The attribute `name` from `attributes`. Constraints on `targetingKey` / `targeting_key`
+    /// read [`stickiness_key`](Self::stickiness_key) instead (see `is_targeting_key_name`).
+    pub(crate) fn named_attribute(&self, name: &str) -> Option<AttributeValue<'_>> {
         match self.attributes.get(name)? {
             Value::String(text) => Some(AttributeValue::Text(text)),
             Value::Number(number) => Some(AttributeValue::Number(number)),
@@ -98,10 +101,7 @@ mod tests {
     fn the_targeting_key_may_come_from_the_attributes() {
         let ctx = EvaluationContext::default().with_attribute("targetingKey", "dash-2");
         assert_eq!(ctx.stickiness_key(), Some("dash-2"));
-        assert_eq!(
-            ctx.attribute("targeting_key"),
-            Some(AttributeValue::Text("dash-2"))
-        );
+        assert!(is_targeting_key_name("targeting_key") && is_targeting_key_name("targetingKey"));
         assert_eq!(EvaluationContext::for_key("").stickiness_key(), None);
     }
 
@@ -111,8 +111,8 @@ mod tests {
             .with_attribute("o", json!({"a": 1}))
             .with_attribute("n", Value::Null)
             .with_attribute("b", true);
-        assert_eq!(ctx.attribute("o"), None);
-        assert_eq!(ctx.attribute("n"), None);
-        assert_eq!(ctx.attribute("b"), Some(AttributeValue::Bool(true)));
+        assert_eq!(ctx.named_attribute("o"), None);
+        assert_eq!(ctx.named_attribute("n"), None);
+        assert_eq!(ctx.named_attribute("b"), Some(AttributeValue::Bool(true)));
     }
 }

@@ -22,26 +22,34 @@ pub struct Version<'a> {
 
 impl<'a> Version<'a> {
     /// Parses `[v]MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`; `None` when it is not one.
+    /// One pass over the bytes: this runs for every semver constraint an evaluation checks.
     pub fn parse(text: &'a str) -> Option<Self> {
         let text = text.strip_prefix('v').unwrap_or(text);
-        let text = match text.split_once('+') {
-            Some((version, build)) if valid_identifiers(build) => version,
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        let major = parse_digits(bytes, &mut pos)?;
+        expect_dot(bytes, &mut pos)?;
+        let minor = parse_digits(bytes, &mut pos)?;
+        expect_dot(bytes, &mut pos)?;
+        let patch = parse_digits(bytes, &mut pos)?;
+        let rest = &text[pos..];
+        let (pre, build) = match rest.as_bytes().first() {
+            None => ("", None),
+            Some(b'+') => ("", Some(&rest[1..])),
+            Some(b'-') => match rest[1..].split_once('+') {
+                Some((pre, build)) => (pre, Some(build)),
+                None => (&rest[1..], None),
+            },
             Some(_) => return None,
-            None => text,
         };
-        let (core, pre) = match text.split_once('-') {
-            Some((core, pre)) if valid_identifiers(pre) => (core, pre),
-            Some(_) => return None,
-            None => (text, ""),
-        };
-        let mut numbers = core.split('.').map(parse_number);
-        let version = Version {
-            major: numbers.next()??,
-            minor: numbers.next()??,
-            patch: numbers.next()??,
+        let pre_ok = !rest.starts_with('-') || valid_identifiers(pre);
+        let build_ok = build.is_none_or(valid_identifiers);
+        (pre_ok && build_ok).then_some(Version {
+            major,
+            minor,
+            patch,
             pre,
-        };
-        numbers.next().is_none().then_some(version)
+        })
     }
 }
 
@@ -94,6 +102,25 @@ impl OwnedVersion {
             pre: &self.pre,
         }
     }
+}
+
+/// Reads a run of ASCII digits at `pos` as a number; `None` for no digits or overflow.
+fn parse_digits(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let start = *pos;
+    let mut value = 0u64;
+    while let Some(&digit) = bytes.get(*pos)
+        && digit.is_ascii_digit()
+    {
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+        *pos += 1;
+    }
+    (*pos > start).then_some(value)
+}
+
+fn expect_dot(bytes: &[u8], pos: &mut usize) -> Option<()> {
+    (bytes.get(*pos) == Some(&b'.')).then(|| *pos += 1)
 }
 
 fn parse_number(text: &str) -> Option<u64> {
@@ -173,6 +200,7 @@ mod tests {
             "a.b.c",
             "1.2.-3",
             " 1.2.3",
+            "99999999999999999999.0.0",
         ] {
             assert!(Version::parse(text).is_none(), "{text:?} parsed");
         }
