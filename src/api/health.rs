@@ -55,7 +55,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
         database: if database_up { "up" } else { "down" },
         epoch: state.hub.epoch().to_string(),
         offset: state.hub.head(),
-        flags: if state.flags.is_stale() { "stale" } else { "fresh" },
+        flags: if state.flags.is_stale() {
+            "stale"
+        } else {
+            "fresh"
+        },
         flag_revision: state.flags.snapshot().revision(),
         flags_staleness_s: Some(state.flags.staleness_seconds()).filter(|s| s.is_finite()),
     };
