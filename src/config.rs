@@ -120,6 +120,7 @@ pub struct RealtimeConfig {
     #[arg(
         id = "realtime_database_url",
         long = "realtime-database-url",
+        value_name = "URL",
         env = "REALTIME_DATABASE_URL",
         hide_env_values = true
     )]

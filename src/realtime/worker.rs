@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::backlog::Held;
 use super::batcher::{Batch, Batcher};
-use super::status::Counters;
 use super::{CommitKind, Pending, RealtimeSink, Shared};
 use crate::breaker::{Breaker, BreakerError, BreakerState, Transition};
 use crate::store::dead_letter::RealtimeRows;
 
 mod dead_letter;
+mod outcome;
 mod shutdown;
 
 /// How often housekeeping runs.
@@ -114,12 +114,22 @@ impl Worker {
                 if held == Held::Dropped {
                     self.shared.count_dropped(1);
                 }
+                self.hold_open_batches();
                 return;
             }
             pending
         };
         if let Some(batch) = self.batcher.push(pending, Instant::now()) {
             self.write_batch(batch).await;
+        }
+    }
+
+    /// Once events are held, open batches join them: they are older than what is held now,
+    /// and a batch flushing live after the breaker closes would overtake the replay of younger
+    /// events of its class.
+    fn hold_open_batches(&mut self) {
+        for batch in self.batcher.drain(Instant::now()) {
+            self.shared.hold_all(batch.events);
         }
     }
 
@@ -159,6 +169,7 @@ impl Worker {
             Err(error) => {
                 self.failed(&error, batch.events.len());
                 self.shared.hold_all(batch.events);
+                self.hold_open_batches();
             }
         }
     }
@@ -240,47 +251,6 @@ impl Worker {
             rows.push(&pending.published.event, pending.published.offset, epoch);
         }
         rows
-    }
-
-    fn committed(&self, rows: &RealtimeRows, inserted: u64, took: Duration, kind: CommitKind) {
-        let counters = &self.shared.counters;
-        let counter = match kind {
-            CommitKind::Live => &counters.written,
-            CommitKind::Replay => &counters.replayed,
-            CommitKind::DeadLetter => &counters.dead_letter_replayed,
-        };
-        Counters::add(counter, rows.len());
-        Counters::add(
-            &counters.skipped_duplicates,
-            rows.len().saturating_sub(inserted as usize),
-        );
-        self.shared.observed.record_latency(took);
-        self.target_is(true, None);
-        let offsets = rows.sequence_ids.iter().map(|&o| o as u64).collect();
-        self.shared.announce(rows.ids.clone(), offsets, kind);
-    }
-
-    fn failed(&self, error: &BreakerError<sqlx::Error>, events: usize) {
-        let counters = &self.shared.counters;
-        match error {
-            BreakerError::Rejected => Counters::add(&counters.rejected_batches, 1),
-            BreakerError::Timeout | BreakerError::Failed(_) => {
-                Counters::add(&counters.failed_batches, 1);
-                tracing::debug!(error = %error, events, "Realtime write failed; its events are held for replay");
-                self.target_is(false, Some(&error.to_string()));
-            }
-        }
-    }
-
-    /// Records the target's state; logs once per change.
-    fn target_is(&self, up: bool, error: Option<&str>) {
-        if self.shared.observed.set_target(up) {
-            if up {
-                tracing::info!(target_database = %self.shared.target_database, "Realtime target is up");
-            } else {
-                tracing::warn!(target_database = %self.shared.target_database, error, "Realtime target is down: events are held in the backlog");
-            }
-        }
     }
 
     /// Spaces replay writes so they average the replay rate.
