@@ -14,7 +14,7 @@ use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
 use crate::event::FieldError;
 use crate::flags::writes::{self, Change, WriteContext};
-use crate::flags::{FlagRecord, Pin, Rollout, Rule, is_valid_environment_name};
+use crate::flags::{EnvironmentConfig, FlagRecord, Pin, Rollout, Rule, is_valid_environment_name};
 use crate::store::flags::{self as flag_store, AuditRow};
 
 /// A flag as the API shows it: the definition, its version, and the pin if one holds it.
@@ -309,33 +309,25 @@ fn live_only(flag: &crate::flags::Flag) -> Result<(), ApiError> {
     }
 }
 
-async fn flip(
-    access: Admin,
-    state: AppState,
-    headers: HeaderMap,
-    key: String,
-    env: String,
-    reason: Option<String>,
-    on: bool,
+/// One audited edit of a flag's configuration in one environment (flip, rollout, rules):
+/// the environment name checked, archived flags refused, the response with its ETag.
+async fn edit_environment(
+    state: &AppState,
+    access: &Admin,
+    headers: &HeaderMap,
+    (key, env): (String, String),
+    action: &str,
+    reason: Option<&str>,
+    edit: impl FnOnce(&mut EnvironmentConfig) + Send + 'static,
 ) -> Result<Response, ApiError> {
     check_environment(&env)?;
     let change = Change::Edit(Box::new(move |flag| {
         live_only(flag)?;
-        flag.environment_mut(&env).enabled = on;
+        edit(flag.environment_mut(&env));
         Ok(())
     }));
-    let action = if on { "flip_on" } else { "flip_off" };
-    let record = apply(
-        &state,
-        &access,
-        &headers,
-        &key,
-        action,
-        reason.as_deref(),
-        change,
-    )
-    .await?;
-    Ok(with_etag(StatusCode::OK, view(&state, record)))
+    let record = apply(state, access, headers, &key, action, reason, change).await?;
+    Ok(with_etag(StatusCode::OK, view(state, record)))
 }
 
 /// Turn a flag on in an environment.
@@ -346,10 +338,20 @@ pub async fn flip_on(
     access: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((key, env)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(q): Query<ReasonQuery>,
 ) -> Result<Response, ApiError> {
-    flip(access, state, headers, key, env, q.reason, true).await
+    let on = |config: &mut EnvironmentConfig| config.enabled = true;
+    edit_environment(
+        &state,
+        &access,
+        &headers,
+        path,
+        "flip_on",
+        q.reason.as_deref(),
+        on,
+    )
+    .await
 }
 
 /// Turn a flag off in an environment (the kill switch).
@@ -360,10 +362,20 @@ pub async fn flip_off(
     access: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((key, env)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(q): Query<ReasonQuery>,
 ) -> Result<Response, ApiError> {
-    flip(access, state, headers, key, env, q.reason, false).await
+    let off = |config: &mut EnvironmentConfig| config.enabled = false;
+    edit_environment(
+        &state,
+        &access,
+        &headers,
+        path,
+        "flip_off",
+        q.reason.as_deref(),
+        off,
+    )
+    .await
 }
 
 /// Set the percentage rollout (and variant weights) of an environment.
@@ -375,27 +387,21 @@ pub async fn set_rollout(
     access: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((key, env)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    check_environment(&env)?;
     let RolloutRequest { rollout, reason } = RolloutRequest::parse(body)?;
-    let change = Change::Edit(Box::new(move |flag| {
-        live_only(flag)?;
-        flag.environment_mut(&env).rollout = rollout;
-        Ok(())
-    }));
-    let record = apply(
+    let set = move |config: &mut EnvironmentConfig| config.rollout = rollout;
+    edit_environment(
         &state,
         &access,
         &headers,
-        &key,
+        path,
         "rollout",
         reason.as_deref(),
-        change,
+        set,
     )
-    .await?;
-    Ok(with_etag(StatusCode::OK, view(&state, record)))
+    .await
 }
 
 /// Replace the targeting rules of an environment.
@@ -407,27 +413,21 @@ pub async fn set_rules(
     access: Admin,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path((key, env)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    check_environment(&env)?;
     let RulesRequest { rules, reason } = writes::parse_body(body)?;
-    let change = Change::Edit(Box::new(move |flag| {
-        live_only(flag)?;
-        flag.environment_mut(&env).rules = rules;
-        Ok(())
-    }));
-    let record = apply(
+    let set = move |config: &mut EnvironmentConfig| config.rules = rules;
+    edit_environment(
         &state,
         &access,
         &headers,
-        &key,
+        path,
         "rules",
         reason.as_deref(),
-        change,
+        set,
     )
-    .await?;
-    Ok(with_etag(StatusCode::OK, view(&state, record)))
+    .await
 }
 
 /// The audit rows of a flag, newest first.
