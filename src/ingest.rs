@@ -27,16 +27,27 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Receipt {
     pub id: Uuid,
     pub offset: u64,
+    /// Whether the active strategy routed the event to the Realtime path too (every event
+    /// goes to the WebSocket path). Decided once per event, by the strategy in force when it
+    /// arrived; a duplicate reports the original decision.
+    pub realtime: bool,
     /// True when this id was already published within the idempotency window: the event was
     /// acknowledged, not broadcast again, and `offset` is the original one.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
 }
 
+/// Where an accepted event went: its hub offset, and whether it was routed to Realtime.
+#[derive(Debug, Clone, Copy)]
+struct Routed {
+    offset: u64,
+    realtime: bool,
+}
+
 #[derive(Clone)]
 pub struct Ingest {
     hub: Hub,
-    seen: Cache<Uuid, u64>,
+    seen: Cache<Uuid, Routed>,
     router: Router,
     realtime: Option<RealtimePath>,
 }
@@ -129,12 +140,13 @@ impl Ingest {
             .await;
         Receipt {
             id,
-            offset: *entry.value(),
+            offset: entry.value().offset,
+            realtime: entry.value().realtime,
             duplicate: !entry.is_fresh(),
         }
     }
 
-    fn route(&self, event: Event) -> u64 {
+    fn route(&self, event: Event) -> Routed {
         let strategy = self.router.current();
         let realtime = self
             .realtime
@@ -144,6 +156,9 @@ impl Ingest {
         if let Some(realtime) = realtime {
             realtime.submit(published.clone());
         }
-        published.offset
+        Routed {
+            offset: published.offset,
+            realtime: realtime.is_some(),
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! first, then each transition, and a Hystrix-style sample every second), and the actions that
 //! force a state, disable a breaker, reset it or hand it back to its policy (admin scope).
 //!
-//! An action changes the breaker at once; the transition it causes reaches the history table
-//! through the background writer (`crate::breaker::history`), like every other transition.
+//! An action is audited in the control store first and then changes the breaker at once; the
+//! transition it causes reaches the history table through the background writer
+//! (`crate::breaker::history`), like every other transition.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,9 +20,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
-use crate::breaker::{Breaker, BreakerMode, BreakerStatus, Registry, Transition, history};
+use crate::breaker::{
+    Breaker, BreakerMode, BreakerState, BreakerStatus, Registry, Transition, history,
+};
 use crate::event::FieldError;
-use crate::store::breakers::{self as breaker_store, TransitionRecord};
+use crate::store::breakers::{self as breaker_store, ActionRecord, NewAction, TransitionRecord};
 
 /// How often the stream sends every breaker's status.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -40,6 +43,29 @@ pub enum BreakerAction {
     Reset,
     /// Back to the policy (closed) from a forced or disabled state.
     Auto,
+}
+
+impl BreakerAction {
+    pub fn as_str(self) -> &'static str {
+        ACTIONS
+            .iter()
+            .find(|(_, action)| *action == self)
+            .map(|(name, _)| *name)
+            .expect("every action is named")
+    }
+
+    /// The state the action leaves a breaker in that is `before`: a forced state, closed
+    /// (reset, or auto from a forced state), or unchanged (auto while the policy rules).
+    pub fn resulting_state(self, before: BreakerState) -> BreakerState {
+        match self {
+            Self::ForceOpen => BreakerState::ForcedOpen,
+            Self::ForceClosed => BreakerState::ForcedClosed,
+            Self::Disable => BreakerState::Disabled,
+            Self::Reset => BreakerState::Closed,
+            Self::Auto if before.mode() == BreakerMode::Auto => before,
+            Self::Auto => BreakerState::Closed,
+        }
+    }
 }
 
 const ACTIONS: [(&str, BreakerAction); 5] = [
@@ -93,11 +119,14 @@ pub async fn get_breaker(
     Ok(ApiJson(find(&state.breakers, &name)?.status()))
 }
 
-/// Force a breaker open or closed, disable it, reset it, or return it to its policy.
+/// Force a breaker open or closed, disable it, reset it, or return it to its policy. The
+/// action is audited (`GET /v1/breakers/{name}/actions`) before it takes effect: when the
+/// audit row cannot be written the answer is 503 and the breaker is left as it was.
 #[utoipa::path(post, path = "/v1/breakers/{name}", tag = "breakers",
     request_body = BreakerCommand,
     responses((status = 200, description = "The status after the action", body = BreakerStatus),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 503, description = "The control store is unavailable; nothing changed", body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn control_breaker(
     access: Admin,
@@ -108,6 +137,16 @@ pub async fn control_breaker(
     let breaker = find(&state.breakers, &name)?;
     let command = parse_command(body)?;
     let (actor, reason) = (access.principal.name.as_str(), command.reason.as_deref());
+    let before = breaker.state();
+    let audit = NewAction {
+        breaker: &name,
+        action: command.action.as_str(),
+        actor,
+        reason,
+        before_state: before,
+        after_state: command.action.resulting_state(before),
+    };
+    let id = breaker_store::insert_action(&state.pool, &audit).await?;
     match command.action {
         BreakerAction::ForceOpen => breaker.set_mode(BreakerMode::ForceOpen, actor, reason),
         BreakerAction::ForceClosed => breaker.set_mode(BreakerMode::ForceClosed, actor, reason),
@@ -115,8 +154,26 @@ pub async fn control_breaker(
         BreakerAction::Auto => breaker.set_mode(BreakerMode::Auto, actor, reason),
         BreakerAction::Reset => breaker.reset(actor),
     }
-    tracing::info!(breaker = %name, action = ?command.action, actor, "breaker action");
+    tracing::info!(breaker = %name, action = audit.action, actor, audit_id = id, "breaker action {} on {name}", audit.action);
     Ok(ApiJson(breaker.status()))
+}
+
+/// The operators' actions on a breaker, newest first.
+#[utoipa::path(get, path = "/v1/breakers/{name}/actions", tag = "breakers",
+    params(TransitionsQuery),
+    responses((status = 200, body = Vec<ActionRecord>), (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = []), ("api_key" = [])))]
+pub async fn breaker_actions(
+    _access: Reader,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<TransitionsQuery>,
+) -> Result<ApiJson<Vec<ActionRecord>>, ApiError> {
+    find(&state.breakers, &name)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(ApiJson(
+        breaker_store::list_actions(&state.pool, &name, limit).await?,
+    ))
 }
 
 /// The command, or 400 naming each bad field (`action` when it is missing or unknown).

@@ -136,6 +136,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(breakers::breaker_stream))
         .routes(routes!(breakers::get_breaker, breakers::control_breaker))
         .routes(routes!(breakers::breaker_transitions))
+        .routes(routes!(breakers::breaker_actions))
         .routes(routes!(realtime::realtime_status))
 }
 

@@ -10,15 +10,19 @@
 //!
 //! `switchyard bench propagation` (a flag flip on one instance until another instance's
 //! subscriber sees it) and `switchyard bench evaluate` (evaluation requests/s) measure the flag
-//! half; `docs/flags-bench.md` has their figures.
+//! half; `docs/flags-bench.md` has their figures. `switchyard bench sink` and `switchyard bench
+//! failover` measure the Realtime path (`docs/realtime-bench.md`).
 
 mod evaluate;
+mod failover;
 mod fanout;
+pub mod fault_proxy;
 mod idle;
 mod procfs;
 mod propagation;
 mod publisher;
 mod report;
+mod scratch;
 mod sink;
 mod subscriber;
 
@@ -47,6 +51,10 @@ pub enum BenchCommand {
     /// Evaluation requests/s and latency at a fixed concurrency: `POST /v1/evaluate` and the
     /// OFREP bulk endpoint (fresh and 304).
     Evaluate(evaluate::EvaluateArgs),
+    /// The failover drill: switchyard in-process with its Realtime target behind a fault
+    /// proxy, a steady stream over HTTP and a WebSocket subscriber; blackhole the target,
+    /// restore it, and time open, fallback delivery and recovery; count events lost.
+    Failover(failover::FailoverArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -56,6 +64,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Sink(args) => sink::run(args).await,
         BenchCommand::Propagation(args) => propagation::run(args).await,
         BenchCommand::Evaluate(args) => evaluate::run(args).await,
+        BenchCommand::Failover(args) => failover::run(args).await,
     }
 }
 

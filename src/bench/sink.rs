@@ -22,6 +22,8 @@ use crate::breaker::{Breaker, BreakerConfig};
 use crate::hub::{Hub, Published};
 use crate::realtime::{RealtimePath, RealtimeSettings};
 
+use super::scratch::Scratch;
+
 /// Event types cycled through, one per category, so every batch class takes part.
 const EVENT_TYPES: [&str; 5] = [
     "cache_metrics",
@@ -61,7 +63,7 @@ pub struct SinkReport {
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::create(&args.server_url).await?;
+    let scratch = Scratch::create(&args.server_url, "sink").await?;
     let result = measure(&args, &scratch.url).await;
     scratch.drop_database().await;
     let report = result?;
@@ -206,41 +208,4 @@ fn median(values: &[f64]) -> f64 {
 
 fn rounded(values: &[f64]) -> Vec<u64> {
     values.iter().map(|v| v.round() as u64).collect()
-}
-
-/// The run's own database on the server.
-struct Scratch {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Scratch {
-    async fn create(server_url: &str) -> anyhow::Result<Self> {
-        let mut base = url::Url::parse(server_url)?;
-        let name = format!("switchyard_bench_sink_{}", uuid::Uuid::new_v4().simple());
-        base.set_path("/postgres");
-        let admin = base.to_string();
-        base.set_path(&format!("/{name}"));
-        let mut conn = PgConnection::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut conn)
-            .await?;
-        conn.close().await?;
-        Ok(Self {
-            admin,
-            name,
-            url: base.to_string(),
-        })
-    }
-
-    async fn drop_database(&self) {
-        if let Ok(mut conn) = PgConnection::connect(&self.admin).await {
-            let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-        }
-    }
 }

@@ -1,4 +1,5 @@
-//! Breaker transitions: appended by the history writer, listed newest first.
+//! Breaker history: transitions (appended by the history writer) and operator actions
+//! (audited before they take effect), each listed newest first.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -74,4 +75,80 @@ pub async fn list(
     .fetch_all(db)
     .await?;
     rows.iter().map(record).collect()
+}
+
+/// An operator's action on a breaker, as audited.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActionRecord {
+    pub id: i64,
+    pub breaker: String,
+    /// `force_open`, `force_closed`, `disable`, `reset` or `auto`.
+    pub action: String,
+    /// The API key's name.
+    pub actor: String,
+    pub reason: Option<String>,
+    pub before_state: BreakerState,
+    pub after_state: BreakerState,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An action about to be applied.
+pub struct NewAction<'a> {
+    pub breaker: &'a str,
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub before_state: BreakerState,
+    pub after_state: BreakerState,
+}
+
+/// Audits `action`; returns its id.
+pub async fn insert_action(
+    db: impl PgExecutor<'_>,
+    action: &NewAction<'_>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO switchyard.breaker_actions
+             (breaker, action, actor, reason, before_state, after_state)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(action.breaker)
+    .bind(action.action)
+    .bind(action.actor)
+    .bind(action.reason)
+    .bind(action.before_state.as_str())
+    .bind(action.after_state.as_str())
+    .fetch_one(db)
+    .await
+}
+
+/// The latest `limit` actions on `breaker`, newest first.
+pub async fn list_actions(
+    db: impl PgExecutor<'_>,
+    breaker: &str,
+    limit: i64,
+) -> Result<Vec<ActionRecord>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, breaker, action, actor, reason, before_state, after_state, created_at
+         FROM switchyard.breaker_actions WHERE breaker = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2",
+    )
+    .bind(breaker)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ActionRecord {
+                id: row.try_get("id")?,
+                breaker: row.try_get("breaker")?,
+                action: row.try_get("action")?,
+                actor: row.try_get("actor")?,
+                reason: row.try_get("reason")?,
+                before_state: state(row, "before_state")?,
+                after_state: state(row, "after_state")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
 }

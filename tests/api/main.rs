@@ -7,6 +7,7 @@ mod breakers;
 mod fault_proxy;
 mod flags;
 mod governance;
+mod governed_path;
 mod legacy;
 mod migrations;
 mod publish;

@@ -272,6 +272,40 @@ async fn a_slow_target_opens_the_breaker_and_nothing_is_lost_or_duplicated() {
 }
 
 #[tokio::test]
+async fn a_flapping_target_reopens_the_breaker_each_time_and_still_loses_nothing() {
+    let mut rig = Rig::start(Fault::Pass, |_| {}).await;
+    let mut submitted = rig.submit(50);
+    rig.wait_until("the first events to be written", |s| committed(s) == 50)
+        .await;
+
+    // Three outages, each reset at the TCP level, each followed by a recovery: the breaker
+    // opens, probes, closes, and opens again; events keep arriving throughout.
+    for outage in 0..3 {
+        rig.proxy.set(Fault::Reset);
+        for _ in 0..10 {
+            submitted.extend(rig.submit(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rig.wait_for_transition(BreakerState::Open).await;
+        submitted.extend(rig.submit(20));
+        rig.proxy.restore();
+        let closed = rig.wait_for_transition(BreakerState::Closed).await;
+        assert_eq!(closed.from, BreakerState::HalfOpen, "outage {outage}");
+    }
+    let rows = rig.wait_for_rows(&submitted).await;
+    assert_exactly_once(&rows, &submitted);
+    let status = rig
+        .wait_until("the backlog to drain", |s| s.backlog_depth == 0)
+        .await;
+    assert!(
+        status.failed_batches >= 3 * u64::from(FAILURES_TO_OPEN),
+        "each outage tripped the breaker: {status:#?}"
+    );
+    assert_eq!((status.dropped, status.dead_lettered), (0, 0));
+    rig.stop().await;
+}
+
+#[tokio::test]
 async fn a_replay_of_events_the_target_already_has_never_duplicates_a_row() {
     let rig = Rig::start(Fault::Pass, |_| {}).await;
     rig.wait_until("the schema to be applied", |s| s.target == TargetHealth::Up)

@@ -7,7 +7,8 @@
 //! panics); see `database`.
 
 pub mod database;
-pub mod proxy;
+/// The TCP fault proxy lives in the library so `switchyard bench failover` can use it too.
+pub use switchyard::bench::fault_proxy as proxy;
 pub mod sse;
 pub mod ws;
 

@@ -1,0 +1,42 @@
+//! Scratch databases for the benchmarks that write: created for one run on the server under
+//! test, dropped after it.
+
+use sqlx::{Connection, PgConnection};
+
+/// The run's own database on the server.
+pub struct Scratch {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl Scratch {
+    /// Creates `switchyard_bench_<what>_<uuid>` on the server `server_url` names.
+    pub async fn create(server_url: &str, what: &str) -> anyhow::Result<Self> {
+        let mut base = url::Url::parse(server_url)?;
+        let name = format!("switchyard_bench_{what}_{}", uuid::Uuid::new_v4().simple());
+        base.set_path("/postgres");
+        let admin = base.to_string();
+        base.set_path(&format!("/{name}"));
+        let mut conn = PgConnection::connect(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(Self {
+            admin,
+            name,
+            url: base.to_string(),
+        })
+    }
+
+    pub async fn drop_database(&self) {
+        if let Ok(mut conn) = PgConnection::connect(&self.admin).await {
+            let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+            let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
+    }
+}
