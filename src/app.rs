@@ -19,6 +19,7 @@ use crate::ingest::Ingest;
 use crate::realtime::{RealtimePath, RealtimeSettings};
 use crate::router::Router;
 use crate::store::{self, StartupError};
+use crate::validator::{Validator, ValidatorSettings};
 
 /// A built, listening, not yet serving switchyard.
 pub struct Application {
@@ -51,6 +52,7 @@ impl Application {
             config.legacy.timeout_ms,
         )
         .map_err(BuildError::Breaker)?;
+        let realtime_breaker_timeout = breaker_config.call_timeout;
         let shutdown = CancellationToken::new();
         let breakers = breaker::Registry::new();
         breakers.register(Breaker::start("realtime", breaker_config, shutdown.clone()));
@@ -79,11 +81,19 @@ impl Application {
             shutdown.clone(),
         )
         .await;
+        let validator = Validator::start(
+            ValidatorSettings::from_config(&config.validation, realtime_breaker_timeout),
+            &hub,
+            &realtime,
+            pool.clone(),
+            shutdown.clone(),
+        );
+        validator.set_enabled(validation_enabled(&flags, &config.environment));
         let ingest = Ingest::new(
             hub.clone(),
             config.idempotency_window(),
             router,
-            Some(realtime.clone()),
+            Some((realtime.clone(), validator.clone())),
         );
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
@@ -98,6 +108,7 @@ impl Application {
             flags,
             breakers,
             realtime,
+            validator,
             shutdown,
             connections: TaskTracker::new(),
         };
@@ -177,6 +188,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         state.shutdown.clone(),
     );
     let (router, live) = (state.ingest.router().clone(), state.flags.clone());
+    let (validator, environment) = (state.validator.clone(), config.environment.clone());
     tasks.push(tokio::spawn(async move {
         loop {
             let change = tokio::select! {
@@ -187,6 +199,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                 Ok(change) => {
                     // The router first, so a client told of the change already sees its effect.
                     let strategy = router.rebuild(&live.snapshot());
+                    validator.set_enabled(validation_enabled(&live, &environment));
                     if change.key.starts_with("broadcast.") {
                         tracing::info!(strategy = ?strategy.strategy, revision = strategy.revision, "broadcast strategy rebuilt");
                     }
@@ -197,6 +210,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     router.rebuild(&live.snapshot());
+                    validator.set_enabled(validation_enabled(&live, &environment));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
@@ -252,6 +266,16 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         ));
     }
     tasks
+}
+
+/// Whether `validation.enabled` (or its pin) is on in `environment`.
+fn validation_enabled(live: &LiveFlags, environment: &str) -> bool {
+    let evaluation = live.snapshot().evaluate(
+        crate::validator::ENABLED_FLAG,
+        &crate::flags::EvaluationContext::default(),
+        environment,
+    );
+    evaluation.value == serde_json::Value::Bool(true)
 }
 
 /// Resolves on SIGINT or SIGTERM.

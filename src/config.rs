@@ -102,6 +102,10 @@ pub struct Config {
     #[command(flatten)]
     pub realtime: RealtimeConfig,
 
+    /// The consistency validator: its windows, capacity and report retention.
+    #[command(flatten)]
+    pub validation: ValidationConfig,
+
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
     pub legacy: LegacyEnv,
@@ -156,6 +160,40 @@ impl Default for RealtimeConfig {
             backlog: 100_000,
             replay_rate: 5_000,
             retention_days: 7,
+        }
+    }
+}
+
+/// Settings of the consistency validator (`crate::validator`); whether it runs is the
+/// `validation.enabled` flag (or the legacy `MONITORING_ENABLE_VALIDATION` pin).
+#[derive(Debug, Clone, Args)]
+pub struct ValidationConfig {
+    /// Seconds in the validator's sliding window, and in each stored report.
+    #[arg(long = "validation-window-s", env = "SWITCHYARD_VALIDATION_WINDOW_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub window_s: u64,
+    /// Seconds after ingest within which an event is in order; later is `late`, and a path
+    /// that has not shown the event by then has lost it.
+    #[arg(long = "validation-order-window-s", env = "SWITCHYARD_VALIDATION_ORDER_WINDOW_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub order_window_s: u64,
+    /// Events the validator tracks at once at most; beyond that they are counted unchecked.
+    #[arg(long = "validation-capacity", env = "SWITCHYARD_VALIDATION_CAPACITY", default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub capacity: u32,
+    /// Days stored validation reports are kept (0 keeps everything).
+    #[arg(
+        long = "validation-report-retention-days",
+        env = "SWITCHYARD_VALIDATION_REPORT_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub report_retention_days: u32,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            window_s: 300,
+            order_window_s: 30,
+            capacity: 200_000,
+            report_retention_days: 30,
         }
     }
 }
@@ -258,6 +296,7 @@ impl Config {
             circuit_breaker_failure_threshold: None,
             circuit_breaker_recovery_time_s: None,
             realtime: RealtimeConfig::default(),
+            validation: ValidationConfig::default(),
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

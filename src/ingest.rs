@@ -16,6 +16,7 @@ use crate::event::{Event, FieldError, parse_event};
 use crate::hub::Hub;
 use crate::realtime::RealtimePath;
 use crate::router::Router;
+use crate::validator::Validator;
 
 /// Most events one request may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -49,7 +50,8 @@ pub struct Ingest {
     hub: Hub,
     seen: Cache<Uuid, Routed>,
     router: Router,
-    realtime: Option<RealtimePath>,
+    /// The Realtime path, and the validator told of every event routed there.
+    realtime: Option<(RealtimePath, Validator)>,
 }
 
 impl Ingest {
@@ -58,7 +60,7 @@ impl Ingest {
         hub: Hub,
         idempotency_window: Duration,
         router: Router,
-        realtime: Option<RealtimePath>,
+        realtime: Option<(RealtimePath, Validator)>,
     ) -> Self {
         let seen = Cache::builder()
             .max_capacity(1_000_000)
@@ -152,8 +154,12 @@ impl Ingest {
             .realtime
             .as_ref()
             .filter(|_| strategy.routes_to_realtime(&event));
+        if let Some((_, validator)) = realtime {
+            // Before the hub sends it, so the validator knows the event when it sees the frame.
+            validator.expect(&event);
+        }
         let published = self.hub.publish_shared(event);
-        if let Some(realtime) = realtime {
+        if let Some((realtime, _)) = realtime {
             realtime.submit(published.clone());
         }
         Routed {

@@ -19,6 +19,7 @@ pub mod realtime;
 pub mod router;
 pub mod store;
 pub mod telemetry;
+pub mod validator;
 
 pub use app::Application;
 pub use config::Config;

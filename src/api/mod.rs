@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod breakers;
+pub mod consistency;
 pub mod error;
 pub mod evaluate;
 pub mod events;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub breakers: crate::breaker::Registry,
     /// The Realtime path: batcher, breaker-guarded sink, backlog.
     pub realtime: crate::realtime::RealtimePath,
+    /// The consistency validator (compares the two paths while both carry events).
+    pub validator: crate::validator::Validator,
     /// Cancelled when the server begins to shut down: streams close, sockets say goodbye.
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
@@ -79,6 +82,7 @@ impl FromRef<AppState> for Hub {
         (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
         (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
         (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
+        (name = "validation", description = "The consistency validator: the two paths compared"),
     )
 )]
 pub struct ApiDoc;
@@ -138,6 +142,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(breakers::breaker_transitions))
         .routes(routes!(breakers::breaker_actions))
         .routes(routes!(realtime::realtime_status))
+        .routes(routes!(consistency::validation_summary))
+        .routes(routes!(consistency::validation_reports))
 }
 
 /// The OpenAPI document the code describes.

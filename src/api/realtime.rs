@@ -63,17 +63,26 @@ pub async fn metrics_adapter(State(state): State<AppState>) -> Json<Value> {
     Json(body)
 }
 
-/// The legacy broadcaster metrics.
+/// The legacy broadcaster metrics, with the validator's consistency figures.
 #[utoipa::path(get, path = "/metrics/validation", tag = "legacy", responses((status = 200, description = "{status, metrics, timestamp}")))]
 pub async fn metrics_validation(State(state): State<AppState>) -> Json<Value> {
     let realtime = state.realtime.status();
     let published = state.hub.counters().published.load(Ordering::Relaxed);
     let adapter = realtime.written + realtime.replayed + realtime.dead_letter_replayed;
+    let validation = state.validator.summary();
+    let overall = &validation.overall;
     Json(json!({"status": "ok", "metrics": {
         "total_broadcasts": published,
         "adapter_broadcasts": adapter,
         "direct_broadcasts": published,
         "failed_broadcasts": realtime.failed_batches + realtime.rejected_batches,
+        // The validator's figures over its sliding window (GET /v1/validation/summary).
+        "validation_enabled": validation.enabled,
+        "validated_events": overall.expected,
+        "matched_events": overall.matched,
+        "consistency_percent": overall.consistency_percent,
+        "discrepancies": overall.discrepancies,
+        "pending_validation": validation.pending,
     }, "timestamp": rfc3339(Utc::now())}))
 }
 

@@ -16,7 +16,7 @@ mod filter;
 pub mod legacy;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
@@ -97,6 +97,21 @@ struct HubInner {
     system: broadcast::Sender<Utf8Bytes>,
     legacy: legacy::LegacyStats,
     counters: HubCounters,
+    /// Receivers that are not subscribers (`Hub::tap`), left out of `receiver_count`.
+    taps: AtomicUsize,
+}
+
+/// A view of every event published from its creation on, for switchyard's own use (the
+/// consistency validator): not a subscriber, so not counted as a connection.
+pub struct Tap {
+    pub receiver: broadcast::Receiver<Arc<Published>>,
+    hub: Arc<HubInner>,
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.hub.taps.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Hub {
@@ -117,6 +132,7 @@ impl Hub {
                 system,
                 legacy: legacy::LegacyStats::default(),
                 counters: HubCounters::default(),
+                taps: AtomicUsize::new(0),
             }),
         }
     }
@@ -139,7 +155,17 @@ impl Hub {
 
     /// Subscribers attached right now, all protocols.
     pub fn receiver_count(&self) -> usize {
-        self.inner.sender.receiver_count()
+        let taps = self.inner.taps.load(Ordering::Relaxed);
+        self.inner.sender.receiver_count().saturating_sub(taps)
+    }
+
+    /// Receives every event published from now on, without counting as a subscriber.
+    pub fn tap(&self) -> Tap {
+        self.inner.taps.fetch_add(1, Ordering::Relaxed);
+        Tap {
+            receiver: self.inner.sender.subscribe(),
+            hub: self.inner.clone(),
+        }
     }
 
     /// Stamps the event with the next offset, keeps it in history and sends it to every

@@ -44,8 +44,12 @@ use status::{Counters, Depths, Observed, OverflowPolicy};
 
 pub use batcher::BatchClass;
 pub use settings::RealtimeSettings;
-pub use sink::RealtimeSink;
+pub use sink::{RealtimeSink, StoredRow};
 pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth};
+
+/// The longest an event waits in an open batch: the low class's upper linger bound (see
+/// `batcher`). The validator allows this much before it calls a row missing.
+pub const LONGEST_LINGER: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Batches announced to `subscribe_committed` that a slow receiver may fall behind.
 const COMMITTED_QUEUE: usize = 1024;
@@ -83,6 +87,7 @@ pub struct CommittedBatch {
 #[derive(Clone)]
 pub struct RealtimePath {
     shared: Arc<Shared>,
+    sink: RealtimeSink,
     tasks: TaskTracker,
 }
 
@@ -157,7 +162,12 @@ impl RealtimePath {
         );
         tasks.spawn(worker.run(shutdown.clone()));
         if !shared.settings.retention.is_zero() {
-            tasks.spawn(retention::run(shared.clone(), sink, breaker, shutdown));
+            tasks.spawn(retention::run(
+                shared.clone(),
+                sink.clone(),
+                breaker,
+                shutdown,
+            ));
         }
         tasks.close();
         tracing::info!(
@@ -165,12 +175,31 @@ impl RealtimePath {
             overflow = if separate { "dead_letter" } else { "drop" },
             "Realtime path started"
         );
-        Self { shared, tasks }
+        Self {
+            shared,
+            sink,
+            tasks,
+        }
+    }
+
+    /// Reads the rows of `ids` back from the target (the validator's view of what Realtime
+    /// streams). Not through the breaker: a read never counts against the write path.
+    pub async fn read_rows(&self, ids: &[Uuid]) -> Result<Vec<StoredRow>, sqlx::Error> {
+        self.sink.read_rows(ids).await
+    }
+
+    /// True while events wait in the backlog, the spill or the dead letter: events routed to
+    /// Realtime but not yet committed are pending there, not missing. (Events in the queue or
+    /// an open batch are younger than the longest linger; the validator allows for that.)
+    pub fn holds_backlog(&self) -> bool {
+        let s = self.status();
+        s.backlog_depth > 0 || s.spill_depth > 0 || s.dead_letter_waiting
     }
 
     /// Hands an event to the Realtime path. Never waits: when the queue is full the event
     /// goes straight to the backlog.
     pub fn submit(&self, published: Arc<Published>) {
+        Counters::add(&self.shared.counters.submitted, 1);
         let pending = Pending {
             published,
             submitted_at: Instant::now(),

@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use uuid::Uuid;
 
 use super::schema;
 use crate::store::dead_letter::RealtimeRows;
@@ -27,6 +28,19 @@ use crate::store::dead_letter::RealtimeRows;
 /// Connections the sink may hold on the target: one writer, retention, a probe, and one spare
 /// for a connection still draining a write that timed out.
 const MAX_CONNECTIONS: u32 = 4;
+
+/// A row of `monitoring.monitoring_events`, read back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredRow {
+    pub id: Uuid,
+    pub event_type: String,
+    pub timestamp: DateTime<Utc>,
+    pub source: String,
+    pub data: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub category: Option<String>,
+    pub sequence_id: Option<i64>,
+}
 
 /// Writes Realtime rows to the target. Cheap to clone.
 #[derive(Clone)]
@@ -142,6 +156,19 @@ impl RealtimeSink {
         .execute(self.pool()?)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The rows of `ids` as the table holds them now (absent ids have no row), for the
+    /// consistency validator: what Supabase Realtime actually streams, not what was sent.
+    pub async fn read_rows(&self, ids: &[Uuid]) -> Result<Vec<StoredRow>, sqlx::Error> {
+        self.ensure_schema().await?;
+        sqlx::query_as::<_, StoredRow>(
+            "SELECT id, event_type, \"timestamp\", source, data, metadata, category, sequence_id
+             FROM monitoring.monitoring_events WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(self.pool()?)
+        .await
     }
 
     /// Closes the target's connections.

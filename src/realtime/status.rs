@@ -19,6 +19,7 @@ const LATENCY_WINDOW: usize = 1024;
 /// Counters, all since start.
 #[derive(Debug, Default)]
 pub(super) struct Counters {
+    pub submitted: AtomicU64,
     pub written: AtomicU64,
     pub replayed: AtomicU64,
     pub dead_letter_replayed: AtomicU64,
@@ -201,6 +202,8 @@ pub struct RealtimeStatus {
     pub spill_depth: usize,
     /// True while the dead letter holds (or may hold) events waiting for replay.
     pub dead_letter_waiting: bool,
+    /// Events handed to the path (routed to Realtime) since start.
+    pub submitted: u64,
     /// Events committed by live batches.
     pub written: u64,
     /// Events committed by backlog replay.
@@ -258,6 +261,7 @@ pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -
             .map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
         spill_depth: depths.spill_depth,
         dead_letter_waiting: depths.dead_letter_waiting,
+        submitted: c(&counters.submitted),
         written: c(&counters.written),
         replayed: c(&counters.replayed),
         dead_letter_replayed: c(&counters.dead_letter_replayed),

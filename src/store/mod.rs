@@ -6,5 +6,6 @@ pub mod dead_letter;
 pub mod flags;
 pub mod keys;
 pub mod pool;
+pub mod validation;
 
 pub use pool::{StartupError, connect_and_migrate};

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::ws::{Ws, next_event};
-use crate::support::{POSTGRES_ADDR, TestApp, TestDatabase, WAIT, spawn_app_with};
+use crate::support::{TargetedApp, TestApp, TestDatabase, WAIT, spawn_app_with_target};
 
 /// One event type per category, so every route is exercised.
 const TYPES: [&str; 5] = ["error", "cache_metrics", "session_start", "stats", "debug"];
@@ -35,36 +35,13 @@ impl Drill {
     /// `call_timeout_ms`: short for the fault drills; the default 5 s where a healthy write
     /// must never time out (a late commit would be replayed and skipped as a duplicate).
     async fn start(call_timeout_ms: u64) -> Self {
-        let target = TestDatabase::new();
-        let proxy = FaultProxy::start(POSTGRES_ADDR.parse().unwrap())
-            .await
-            .expect("a fault proxy");
-        let url = format!("postgres://postgres@{}/{}", proxy.address(), target.name);
-        let app = spawn_app_with(|config| {
-            config.realtime.database_url = Some(url);
+        let TargetedApp { app, proxy, target } = spawn_app_with_target(|config| {
             config.circuit_breaker_failure_threshold = Some("3".into());
             config.circuit_breaker_recovery_time_s = Some(1);
             config.legacy.timeout_ms = Some(call_timeout_ms);
         })
         .await;
         Self { app, proxy, target }
-    }
-
-    /// Sets `broadcast.strategy` through the REST API (a 100% rollout of that variant).
-    async fn set_strategy(&self, strategy: &str) {
-        let response = self
-            .app
-            .client
-            .put(
-                self.app
-                    .url("/v1/flags/broadcast.strategy/environments/production/rollout"),
-            )
-            .bearer_auth(&self.app.admin_key)
-            .json(&json!({"percentage": 100, "variant": strategy}))
-            .send()
-            .await
-            .expect("PUT rollout");
-        assert_eq!(response.status().as_u16(), 200, "{strategy}");
     }
 
     /// Waits until the router has swapped to `strategy`.
@@ -254,7 +231,7 @@ async fn wait_for(transitions: &mut broadcast::Receiver<Transition>, state: Brea
 #[tokio::test]
 async fn a_blackholed_target_under_a_steady_stream_loses_nothing_on_either_path() {
     let drill = Drill::start(300).await;
-    drill.set_strategy("realtime").await;
+    drill.app.set_strategy("realtime").await;
     drill.wait_for_strategy("realtime").await;
     let listeners = [
         listen(drill.app.subscribe_all().await),
@@ -313,6 +290,7 @@ async fn flipping_the_strategy_100_times_during_a_stream_loses_and_duplicates_no
     let stream = Stream::start(&drill.app);
     for flip in 0..100 {
         drill
+            .app
             .set_strategy(["realtime", "dual", "websocket"][flip % 3])
             .await;
     }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod breakers;
+mod consistency;
 mod fault_proxy;
 mod flags;
 mod governance;

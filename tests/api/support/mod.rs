@@ -119,6 +119,31 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     start(database.url(), configure, Some(database)).await
 }
 
+/// A switchyard whose Realtime target is a database of its own, reached through a fault
+/// proxy (in `Fault::Pass` until a test says otherwise).
+pub struct TargetedApp {
+    pub app: TestApp,
+    pub proxy: proxy::FaultProxy,
+    /// Not migrated by the test: switchyard applies the `monitoring` schema itself.
+    pub target: TestDatabase,
+}
+
+/// Starts switchyard with `REALTIME_DATABASE_URL` naming a fresh database behind a proxy;
+/// `configure` may change any other setting.
+pub async fn spawn_app_with_target(configure: impl FnOnce(&mut Config)) -> TargetedApp {
+    let target = TestDatabase::new();
+    let proxy = proxy::FaultProxy::start(POSTGRES_ADDR.parse().expect("an address"))
+        .await
+        .expect("a fault proxy");
+    let url = format!("postgres://postgres@{}/{}", proxy.address(), target.name);
+    let app = spawn_app_with(|config| {
+        config.realtime.database_url = Some(url);
+        configure(config);
+    })
+    .await;
+    TargetedApp { app, proxy, target }
+}
+
 /// Starts a second switchyard on `other`'s database (two instances sharing one control store,
 /// as in production), with default settings and its own admin key. The database stays
 /// `other`'s: it is dropped with `other`.
@@ -157,6 +182,19 @@ async fn start(
 }
 
 impl TestApp {
+    /// Sets `broadcast.strategy` through the REST API (a 100% rollout of that variant).
+    pub async fn set_strategy(&self, strategy: &str) {
+        let response = self
+            .client
+            .put(self.url("/v1/flags/broadcast.strategy/environments/production/rollout"))
+            .bearer_auth(&self.admin_key)
+            .json(&serde_json::json!({"percentage": 100, "variant": strategy}))
+            .send()
+            .await
+            .expect("PUT rollout");
+        assert_eq!(response.status().as_u16(), 200, "{strategy}");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }

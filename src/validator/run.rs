@@ -1,0 +1,358 @@
+//! The validator's task: feeds the tracker from its channels, asks the read-back task for
+//! committed rows, closes windows into stored reports, raises and clears alerts, and publishes
+//! the summary.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::checksum::{Checksum, Payload};
+use super::tracker::{Gaps, Resolution, Tracker};
+use super::window::{CategorySummary, ClosedWindow, TARGET_CONSISTENCY_PERCENT, Windows};
+use super::{Expectation, Shared, ValidationSummary, ValidatorSettings};
+use crate::event::Category;
+use crate::hub::{Hub, Published, Tap};
+use crate::realtime::{CommittedBatch, RealtimePath, StoredRow};
+use crate::store;
+
+/// Ids per read-back query at most.
+const READ_BACK_CHUNK: usize = 1_000;
+/// A read-back that takes longer is abandoned and retried.
+const READ_BACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) struct Inputs {
+    pub expectations: mpsc::Receiver<Expectation>,
+    pub tap: Tap,
+    pub committed: broadcast::Receiver<CommittedBatch>,
+}
+
+/// Committed ids to read back, with when they were committed.
+type Requests = Vec<(Uuid, Instant)>;
+
+enum ReadBack {
+    Rows(Requests, Vec<StoredRow>),
+    /// The target did not answer: ask again later.
+    Failed(Requests),
+}
+
+struct Validation {
+    shared: Arc<Shared>,
+    settings: ValidatorSettings,
+    tracker: Tracker,
+    windows: Windows,
+    gaps: Gaps,
+    alerting: [bool; 5],
+    to_read: Requests,
+    hub: Hub,
+    control: PgPool,
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    settings: ValidatorSettings,
+    mut inputs: Inputs,
+    hub: Hub,
+    realtime: RealtimePath,
+    control: PgPool,
+    shutdown: CancellationToken,
+) {
+    let (requests, request_rx) = mpsc::channel::<Requests>(16);
+    let (results_tx, mut results) = mpsc::channel::<ReadBack>(16);
+    tokio::spawn(read_back(realtime.clone(), request_rx, results_tx));
+    let now = Instant::now();
+    let mut v = Validation {
+        tracker: Tracker::new(settings.capacity, settings.order_window, settings.grace),
+        windows: Windows::new(settings.window, now),
+        gaps: Gaps::default(),
+        alerting: [false; 5],
+        to_read: Vec::new(),
+        shared,
+        settings,
+        hub,
+        control,
+    };
+    let mut tick = tokio::time::interval(v.settings.tick);
+    let mut retention = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            Some(expectation) = inputs.expectations.recv() => v.expect(expectation),
+            sent = inputs.tap.receiver.recv() => match sent {
+                Ok(published) => v.saw_websocket(&published, &mut inputs.expectations),
+                Err(RecvError::Lagged(_)) => v.gaps.websocket = Some(Instant::now()),
+                Err(RecvError::Closed) => return,
+            },
+            committed = inputs.committed.recv() => match committed {
+                Ok(batch) => {
+                    let at = batch.committed_at.into_std();
+                    v.to_read.extend(batch.ids.into_iter().map(|id| (id, at)));
+                }
+                Err(RecvError::Lagged(_)) => v.gaps.realtime = Some(Instant::now()),
+                Err(RecvError::Closed) => return,
+            },
+            Some(result) = results.recv() => v.read_back_done(result),
+            _ = tick.tick() => {
+                v.request_read_back(&requests);
+                v.tick(realtime.holds_backlog());
+            }
+            _ = retention.tick() => v.apply_retention(),
+        }
+    }
+}
+
+impl Validation {
+    fn expect(&mut self, expectation: Expectation) {
+        self.tracker
+            .expect(expectation.id, expectation.category, expectation.at);
+    }
+
+    fn saw_websocket(&mut self, published: &Published, queued: &mut mpsc::Receiver<Expectation>) {
+        let id = published.event.id;
+        if !self.tracker.knows(&id) {
+            // Ingest queues the expectation before it publishes: if it is not taken in yet,
+            // it is in the channel now.
+            while let Ok(expectation) = queued.try_recv() {
+                self.expect(expectation);
+            }
+            if !self.tracker.knows(&id) {
+                return;
+            }
+        }
+        let Some(checksum) = frame_checksum(published) else {
+            return;
+        };
+        let event = &published.event;
+        let resolution = self.tracker.saw_websocket(
+            id,
+            event.category,
+            published.offset,
+            Instant::now(),
+            checksum,
+        );
+        self.record(resolution);
+    }
+
+    fn request_read_back(&mut self, requests: &mpsc::Sender<Requests>) {
+        while !self.to_read.is_empty() {
+            let n = self.to_read.len().min(READ_BACK_CHUNK);
+            let chunk: Requests = self.to_read.drain(..n).collect();
+            if let Err(mpsc::error::TrySendError::Full(chunk)) = requests.try_send(chunk) {
+                self.to_read.splice(0..0, chunk);
+                return;
+            }
+        }
+    }
+
+    fn read_back_done(&mut self, result: ReadBack) {
+        let (requested, rows) = match result {
+            ReadBack::Rows(requested, rows) => (requested, rows),
+            ReadBack::Failed(requested) => {
+                self.to_read.extend(requested);
+                return;
+            }
+        };
+        let found: HashSet<Uuid> = rows.iter().map(|row| row.id).collect();
+        let committed: HashMap<Uuid, Instant> = requested.iter().copied().collect();
+        let committed_at = |id: Uuid| committed.get(&id).copied();
+        for row in &rows {
+            let category = row
+                .category
+                .as_deref()
+                .and_then(Category::parse)
+                .unwrap_or(Category::System);
+            let offset = row
+                .sequence_id
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0);
+            let at = committed_at(row.id).unwrap_or_else(Instant::now);
+            let resolution =
+                self.tracker
+                    .saw_realtime(row.id, category, offset, at, row_checksum(row));
+            self.record(resolution);
+        }
+        for (id, _) in requested.iter().filter(|(id, _)| !found.contains(id)) {
+            let resolution = self.tracker.row_absent(*id);
+            self.record(resolution);
+        }
+    }
+
+    fn record(&mut self, resolution: Option<Resolution>) {
+        if let Some(resolution) = resolution {
+            self.windows.record(Instant::now(), &resolution);
+        }
+    }
+
+    fn tick(&mut self, realtime_pending: bool) {
+        let now = Instant::now();
+        for resolution in self.tracker.expire(now, realtime_pending, self.gaps) {
+            self.windows.record(now, &resolution);
+        }
+        if let Some(closed) = self.windows.advance(now) {
+            self.store_report(closed);
+        }
+        let (categories, overall) = self.windows.summary();
+        self.alert(&categories);
+        let overflowed = self.shared.overflowed.load(Ordering::Relaxed);
+        self.shared.summary.store(Arc::new(ValidationSummary {
+            enabled: self.shared.enabled.load(Ordering::Relaxed),
+            window_s: self.settings.window.as_secs(),
+            order_window_s: self.settings.order_window.as_secs(),
+            target_consistency_percent: TARGET_CONSISTENCY_PERCENT,
+            pending: self.tracker.pending(),
+            unchecked: self.tracker.unchecked() + overflowed,
+            generated_at: Utc::now(),
+            overall,
+            alerting: categories
+                .iter()
+                .filter(|c| c.breached)
+                .filter_map(|c| c.category)
+                .collect(),
+            categories,
+        }));
+    }
+
+    /// A `validation_alert` system frame (and a log line) when a category crosses its
+    /// threshold, and again when it is back under it.
+    fn alert(&mut self, categories: &[CategorySummary]) {
+        for (i, summary) in categories.iter().enumerate() {
+            if summary.breached == self.alerting[i] {
+                continue;
+            }
+            self.alerting[i] = summary.breached;
+            let category = summary.category.map(Category::as_str).unwrap_or("all");
+            let state = if summary.breached {
+                "firing"
+            } else {
+                "resolved"
+            };
+            if summary.breached {
+                tracing::warn!(category, mismatch_percent = ?summary.mismatch_percent, threshold_percent = ?summary.threshold_percent, "validation alert: {category} mismatch above its threshold");
+            } else {
+                tracing::info!(category, "validation alert resolved: {category}");
+            }
+            self.hub.publish_system(&json!({
+                "op": "system", "kind": "validation_alert", "state": state,
+                "category": category,
+                "consistency_percent": summary.consistency_percent,
+                "mismatch_percent": summary.mismatch_percent,
+                "threshold_percent": summary.threshold_percent,
+                "window_s": self.settings.window.as_secs(),
+                "discrepancies": summary.discrepancies,
+                "examples": summary.examples,
+            }));
+        }
+    }
+
+    fn store_report(&self, closed: ClosedWindow) {
+        if closed
+            .categories
+            .iter()
+            .all(|c| c.expected == 0 && c.discrepancies.values().all(|n| *n == 0))
+        {
+            return;
+        }
+        let pool = self.control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store::validation::insert_reports(&pool, &closed).await {
+                tracing::warn!(error = %e, window_end = %closed.ended_at, "validation report not stored");
+            }
+        });
+    }
+
+    fn apply_retention(&self) {
+        let days = self.settings.report_retention_days;
+        if days == 0 {
+            return;
+        }
+        let pool = self.control.clone();
+        tokio::spawn(async move {
+            let cutoff: DateTime<Utc> = Utc::now() - chrono::Duration::days(i64::from(days));
+            match store::validation::delete_reports_before(&pool, cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned validation reports past retention"),
+                Err(e) => tracing::warn!(error = %e, "validation report retention failed"),
+            }
+        });
+    }
+}
+
+/// The checksum of the payload the WebSocket path sent, read from the frame itself.
+fn frame_checksum(published: &Published) -> Option<Checksum> {
+    let frame: Value = serde_json::from_str(published.frame.as_str()).ok()?;
+    let event = frame.get("event")?;
+    let text = |key: &str| event.get(key).and_then(Value::as_str);
+    let timestamp = DateTime::parse_from_rfc3339(text("timestamp")?).ok()?;
+    Some(
+        Payload {
+            category: text("category")?,
+            event_type: text("event_type")?,
+            source: text("source")?,
+            timestamp: timestamp.with_timezone(&Utc),
+            data: event.get("data")?,
+            metadata: event.get("metadata")?,
+        }
+        .checksum(),
+    )
+}
+
+/// The checksum of the payload the Realtime table holds.
+fn row_checksum(row: &StoredRow) -> Checksum {
+    Payload {
+        category: row.category.as_deref().unwrap_or(""),
+        event_type: &row.event_type,
+        source: &row.source,
+        timestamp: row.timestamp,
+        data: &row.data,
+        metadata: &row.metadata,
+    }
+    .checksum()
+}
+
+/// Reads committed rows back, one request at a time, off the validator's task.
+async fn read_back(
+    realtime: RealtimePath,
+    mut requests: mpsc::Receiver<Requests>,
+    results: mpsc::Sender<ReadBack>,
+) {
+    while let Some(requested) = requests.recv().await {
+        let ids: Vec<Uuid> = requested.iter().map(|(id, _)| *id).collect();
+        let result = match tokio::time::timeout(READ_BACK_TIMEOUT, realtime.read_rows(&ids)).await {
+            Ok(Ok(rows)) => ReadBack::Rows(requested, rows),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "validator read-back failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                ReadBack::Failed(requested)
+            }
+            Err(_) => ReadBack::Failed(requested),
+        };
+        if results.send(result).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) fn empty_summary(settings: &ValidatorSettings) -> ValidationSummary {
+    let (categories, overall) = Windows::new(settings.window, Instant::now()).summary();
+    ValidationSummary {
+        enabled: false,
+        window_s: settings.window.as_secs(),
+        order_window_s: settings.order_window.as_secs(),
+        target_consistency_percent: TARGET_CONSISTENCY_PERCENT,
+        pending: 0,
+        unchecked: 0,
+        generated_at: Utc::now(),
+        overall,
+        categories,
+        alerting: Vec::new(),
+    }
+}

@@ -1,0 +1,333 @@
+//! The consistency validator against real Postgres: the Realtime target is a database of its
+//! own, tampered with by triggers (a row whose payload is changed on its way in; a row that
+//! never lands) or cut off by the fault proxy, and the validator must report exactly those
+//! events, with their ids, from the rows it reads back.
+
+use serde_json::{Value, json};
+
+use crate::support::proxy::Fault;
+use crate::support::ws::next_json;
+use crate::support::{
+    Credential, TargetedApp, TestApp, WAIT, assert_problem, spawn_app_with, spawn_app_with_target,
+};
+
+/// An app with its own Realtime target, the `realtime` strategy and validation on, with an
+/// order window of one second and reports every `window_s`.
+async fn validating_app(window_s: u64) -> TargetedApp {
+    let targeted = spawn_app_with_target(|config| {
+        config.validation.window_s = window_s;
+        config.validation.order_window_s = 1;
+        config.circuit_breaker_failure_threshold = Some("3".into());
+        config.circuit_breaker_recovery_time_s = Some(1);
+        config.legacy.timeout_ms = Some(300);
+    })
+    .await;
+    let app = &targeted.app;
+    app.set_strategy("realtime").await;
+    let on = app
+        .client
+        .post(app.url("/v1/flags/validation.enabled/environments/production/on"))
+        .bearer_auth(&app.admin_key)
+        .send()
+        .await
+        .expect("flip validation on");
+    assert_eq!(on.status().as_u16(), 200);
+    wait_for(
+        app,
+        "validation to be enabled and the strategy swapped",
+        |app, summary| {
+            summary["enabled"] == true
+                && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
+                    == "realtime"
+        },
+    )
+    .await;
+    targeted
+}
+
+async fn summary(app: &TestApp) -> Value {
+    let response = app.get("/v1/validation/summary", app.admin()).await;
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("JSON")
+}
+
+/// Waits until `done` holds for the summary.
+async fn wait_for(app: &TestApp, what: &str, done: impl Fn(&TestApp, &Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = summary(app).await;
+        if done(app, &now) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {now:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn category<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["category"] == name)
+        .expect("the category")
+}
+
+fn examples(summary: &Value, name: &str, kind: &str) -> Vec<String> {
+    category(summary, name)["examples"][kind]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| id.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn publish_id(app: &TestApp, event: Value) -> String {
+    let body = app.publish_ok(&event).await;
+    body["events"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Installs a trigger on the target: `source = 'tamper'` rows get other data on the way in,
+/// `source = 'vanish'` rows never land.
+async fn tamper_with_target(targeted: &TargetedApp) {
+    let target = sqlx::PgPool::connect(&targeted.target.url()).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
+             IF NEW.source = 'vanish' THEN RETURN NULL; END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
+         FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
+    ] {
+        sqlx::query(statement)
+            .execute(&target)
+            .await
+            .expect(statement);
+    }
+    target.close().await;
+}
+
+#[tokio::test]
+async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_realtime() {
+    let targeted = validating_app(300).await;
+    let app = &targeted.app;
+    // The first write creates the target's schema; then the trigger goes in.
+    publish_id(app, json!({"event_type": "stats", "source": "warm-up"})).await;
+    wait_for(app, "the warm-up event to match", |_, s| {
+        category(s, "system")["matched"] == 1
+    })
+    .await;
+    tamper_with_target(&targeted).await;
+    let mut ws = app.subscribe_all().await;
+
+    for i in 0..20 {
+        publish_id(
+            app,
+            json!({"event_type": "error", "source": "api", "data": {"i": i}}),
+        )
+        .await;
+    }
+    let tampered = publish_id(
+        app,
+        json!({"event_type": "error", "source": "tamper", "data": {"i": 1}}),
+    )
+    .await;
+    let vanished = publish_id(app, json!({"event_type": "stats", "source": "vanish"})).await;
+
+    let now = wait_for(app, "both discrepancies", |_, s| {
+        category(s, "critical")["expected"] == 21 && category(s, "system")["expected"] == 2
+    })
+    .await;
+    let critical = category(&now, "critical");
+    assert_eq!(critical["matched"], 20, "{critical:#}");
+    assert_eq!(critical["discrepancies"]["payload_mismatch"], 1);
+    assert_eq!(
+        examples(&now, "critical", "payload_mismatch"),
+        vec![tampered]
+    );
+    assert_eq!(
+        examples(&now, "system", "missing_in_realtime"),
+        vec![vanished]
+    );
+    assert_eq!(
+        category(&now, "system")["discrepancies"]["payload_mismatch"],
+        0
+    );
+    // 1 of 21 critical events is 4.8%: above the 1% threshold.
+    assert_eq!(critical["breached"], true);
+    assert!(
+        now["alerting"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("critical"))
+    );
+    assert!(
+        critical["latency_ms"]["realtime"]["p99"].is_number(),
+        "{critical:#}"
+    );
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no validation_alert frame"
+        );
+        let frame = next_json(&mut ws).await;
+        if frame["kind"] == "validation_alert" && frame["category"] == "critical" {
+            assert_eq!(frame["state"], "firing");
+            assert_eq!(frame["threshold_percent"], 1.0);
+            break;
+        }
+    }
+    let legacy: Value = app
+        .get("/metrics/validation", Credential::Nothing)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(legacy["metrics"]["validation_enabled"], true);
+    assert_eq!(legacy["metrics"]["discrepancies"]["payload_mismatch"], 1);
+}
+
+#[tokio::test]
+async fn events_held_in_the_backlog_are_pending_not_missing_and_arrive_late() {
+    let targeted = validating_app(300).await;
+    let app = &targeted.app;
+    // Performance events: their batches linger 0.1 s, well inside the one-second order window.
+    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
+    publish_id(app, event(-1)).await;
+    wait_for(app, "the warm-up event to match", |_, s| {
+        s["overall"]["matched"] == 1
+    })
+    .await;
+
+    targeted.proxy.set(Fault::Blackhole);
+    let mut held = Vec::new();
+    for i in 0..10 {
+        held.push(publish_id(app, event(i)).await);
+    }
+    // Past the order window and the grace for a write in flight (1 s + 4.3 s), with the
+    // events still held in the backlog.
+    let realtime = &app.state.realtime;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while realtime.status().oldest_backlog_age_s.unwrap_or(0.0) < 6.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            realtime.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let passed = chrono::Utc::now();
+    let during = wait_for(app, "a summary made after the deadline passed", |_, s| {
+        let made: chrono::DateTime<chrono::Utc> =
+            s["generated_at"].as_str().unwrap().parse().unwrap();
+        made > passed
+    })
+    .await;
+    assert_eq!(during["pending"], 10, "{during:#}");
+    assert_eq!(
+        during["overall"]["discrepancies"]["missing_in_realtime"], 0,
+        "{during:#}"
+    );
+
+    targeted.proxy.restore();
+    let after = wait_for(app, "the held events to be resolved", |_, s| {
+        s["pending"] == 0 && s["overall"]["expected"] == 11
+    })
+    .await;
+    let overall = &after["overall"];
+    assert_eq!(overall["matched"], 11, "{after:#}");
+    assert_eq!(overall["discrepancies"]["missing_in_realtime"], 0);
+    assert_eq!(overall["discrepancies"]["late"], 10, "{after:#}");
+    let late = examples(&after, "performance", "late");
+    assert!(
+        late.len() == 5 && late.iter().all(|id| held.contains(id)),
+        "{late:?}"
+    );
+}
+
+#[tokio::test]
+async fn closed_windows_are_stored_as_reports_per_category() {
+    let targeted = validating_app(1).await;
+    let app = &targeted.app;
+    for _ in 0..3 {
+        publish_id(app, json!({"event_type": "cache_metrics", "source": "api"})).await;
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let report = loop {
+        let response = app
+            .get("/v1/validation/reports?category=performance", app.admin())
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+        let reports: Vec<Value> = response.json().await.unwrap();
+        let matched: i64 = reports.iter().map(|r| r["matched"].as_i64().unwrap()).sum();
+        if matched == 3 {
+            break reports[0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no report: {reports:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["category"], "performance");
+    assert_eq!(report["threshold_percent"], 5.0);
+    assert!(report["window_end"].is_string() && report["latency_ms"]["websocket"].is_object());
+}
+
+#[tokio::test]
+async fn with_validation_off_nothing_is_tracked() {
+    let app = spawn_app_with(|_| {}).await;
+    app.set_strategy("realtime").await;
+    for _ in 0..5 {
+        publish_id(&app, json!({"event_type": "stats", "source": "api"})).await;
+    }
+    // The events were routed to Realtime and written, but not expected by the validator.
+    let realtime = &app.state.realtime;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while realtime.status().written < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:#?}",
+            realtime.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let now = summary(&app).await;
+    assert_eq!(now["enabled"], false);
+    assert_eq!(
+        (now["pending"].as_u64(), now["overall"]["expected"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn bad_report_queries_are_400_naming_the_field_and_readers_need_a_key() {
+    let app = spawn_app_with(|_| {}).await;
+    let problem = assert_problem(
+        app.get("/v1/validation/reports?category=nope&limit=0", app.admin())
+            .await,
+        400,
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["category", "limit"], "{problem:#}");
+    assert_problem(
+        app.get("/v1/validation/summary", Credential::Nothing).await,
+        401,
+    )
+    .await;
+}
