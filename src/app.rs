@@ -85,6 +85,15 @@ impl Application {
             router,
             Some(realtime.clone()),
         );
+        let metrics = crate::metrics::Metrics::new(
+            crate::metrics::Sources {
+                hub: hub.clone(),
+                breakers: breakers.clone(),
+                realtime: realtime.clone(),
+                flags: flags.clone(),
+            },
+            shutdown.clone(),
+        );
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -100,6 +109,7 @@ impl Application {
             realtime,
             shutdown,
             connections: TaskTracker::new(),
+            metrics,
         };
         Ok(Self { listener, state })
     }

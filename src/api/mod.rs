@@ -12,6 +12,7 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod prometheus;
 pub mod realtime;
 pub mod strategy;
 pub mod stream;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
     pub connections: TaskTracker,
+    /// This instance's Prometheus registry (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl FromRef<AppState> for Authenticator {
@@ -79,6 +82,7 @@ impl FromRef<AppState> for Hub {
         (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
         (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
         (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
+        (name = "metrics", description = "Prometheus metrics"),
     )
 )]
 pub struct ApiDoc;
@@ -138,6 +142,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(breakers::breaker_transitions))
         .routes(routes!(breakers::breaker_actions))
         .routes(routes!(realtime::realtime_status))
+        .routes(routes!(prometheus::metrics))
 }
 
 /// The OpenAPI document the code describes.
@@ -161,7 +166,7 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(error::not_found);
-    middleware::apply(routes, &state.config).with_state(state)
+    middleware::apply(routes, &state.config, &state.metrics).with_state(state)
 }
 
 #[cfg(test)]

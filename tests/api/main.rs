@@ -4,11 +4,13 @@
 
 mod auth;
 mod breakers;
+mod dashboards;
 mod fault_proxy;
 mod flags;
 mod governance;
 mod governed_path;
 mod legacy;
+mod metrics;
 mod migrations;
 mod publish;
 mod realtime;
