@@ -28,5 +28,9 @@ pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Resp
         let key = presented_key(&parts);
         state.auth.authorize(key.as_deref(), Scope::Read).await?;
     }
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.render()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response())
 }

@@ -25,7 +25,7 @@ pub(super) fn register_transitions(registry: &mut Registry) -> Transitions {
     registry.register(
         "switchyard_breaker_transitions",
         "Breaker state transitions since start, by breaker, from and to state",
-        transitions.clone(),
+        super::listed::Listed(transitions.clone()),
     );
     transitions
 }

@@ -55,13 +55,13 @@ impl HttpMetrics {
         registry.register(
             "switchyard_http_requests",
             "HTTP responses, by method, route template and status",
-            requests.clone(),
+            super::listed::Listed(requests.clone()),
         );
         let duration: HistogramFamily = Family::new_with_constructor(histogram);
         registry.register(
             "switchyard_http_request_duration_seconds",
             "Time to the response head (a stream's lifetime is not included), by method and route template",
-            duration.clone(),
+            super::listed::Listed(duration.clone()),
         );
         Self { requests, duration }
     }
@@ -93,8 +93,14 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_string();
     // Standard methods only, for the same reason as `route`.
-    let method = match request.method().as_str() {
-        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m,
+    let method: &'static str = match request.method().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
         _ => "other",
     };
     let response = next.run(request).await;

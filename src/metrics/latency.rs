@@ -74,7 +74,14 @@ mod tests {
         histogram.observe(Duration::from_secs(60));
         let snapshot = histogram.snapshot();
         assert_eq!(snapshot.count, 3);
-        let at = |bound: f64| snapshot.buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        let at = |bound: f64| {
+            snapshot
+                .buckets
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .unwrap()
+                .1
+        };
         assert_eq!(at(0.0025), 0);
         assert_eq!(at(0.005), 2, "3 ms and 5 ms (bounds are inclusive)");
         assert_eq!(at(f64::INFINITY), 1);

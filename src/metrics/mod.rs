@@ -13,6 +13,7 @@
 mod follow;
 pub mod http;
 pub mod latency;
+mod listed;
 mod scrape;
 mod sources;
 pub mod validation;
@@ -23,7 +24,6 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,6 @@ struct Inner {
     subscribers: Family<ProtocolLabels, Gauge>,
     subscriptions: Family<ProtocolLabels, Counter>,
     evaluations: Family<EvaluationLabels, Counter>,
-    flag_changes: Family<FlagLabels, Counter>,
     http: http::HttpMetrics,
     validation: ValidationMetrics,
 }
@@ -119,49 +118,44 @@ impl Metrics {
         registry.register(
             "switchyard_events_ingested",
             "Events accepted (not idempotent repeats), by category and source (the first 100 sources by name, then `other`)",
-            ingested.clone(),
+            listed::Listed(ingested.clone()),
         );
         let subscribers = Family::<ProtocolLabels, Gauge>::default();
         registry.register(
             "switchyard_subscribers",
             "Subscriber connections open now, by protocol",
-            subscribers.clone(),
+            listed::Listed(subscribers.clone()),
         );
         let subscriptions = Family::<ProtocolLabels, Counter>::default();
         registry.register(
             "switchyard_subscriptions",
             "Subscriber connections opened since start, by protocol",
-            subscriptions.clone(),
+            listed::Listed(subscriptions.clone()),
         );
         // Zero rather than absent before the first connection, so dashboards show a line.
         for protocol in Protocol::ALL {
             let labels = ProtocolLabels {
                 protocol: protocol.as_str(),
             };
-            subscribers.get_or_create(&labels);
-            subscriptions.get_or_create(&labels);
+            drop(subscribers.get_or_create(&labels));
+            drop(subscriptions.get_or_create(&labels));
         }
         let evaluations = Family::<EvaluationLabels, Counter>::default();
         registry.register(
             "switchyard_flag_evaluations",
             "Flag evaluations served over the API (/v1/evaluate, OFREP), by flag and reason; `unknown` for flags that do not exist",
-            evaluations.clone(),
+            listed::Listed(evaluations.clone()),
         );
         let flag_changes = Family::<FlagLabels, Counter>::default();
         registry.register(
             "switchyard_flag_changes",
             "Flag changes this instance applied (its own writes and other instances' via NOTIFY), by flag",
-            flag_changes.clone(),
+            listed::Listed(flag_changes.clone()),
         );
         let http = http::HttpMetrics::register(&mut registry);
         let validation = ValidationMetrics::register(&mut registry);
         let transitions = follow::register_transitions(&mut registry);
-        follow::spawn(
-            &sources,
-            transitions,
-            flag_changes.clone(),
-            shutdown,
-        );
+        follow::spawn(&sources, transitions, flag_changes, shutdown);
         registry.register_collector(Box::new(scrape::Scraped::new(sources)));
         Self {
             inner: Arc::new(Inner {
@@ -171,7 +165,6 @@ impl Metrics {
                 subscribers,
                 subscriptions,
                 evaluations,
-                flag_changes,
                 http,
                 validation,
             }),
@@ -189,7 +182,10 @@ impl Metrics {
     /// The labels each event will be counted under once accepted: taken before the events move
     /// into ingest. Pair with [`Metrics::count_ingested`].
     pub fn ingest_labels(&self, events: &[Event]) -> Vec<IngestLabel> {
-        events.iter().map(|event| self.ingest_label(event)).collect()
+        events
+            .iter()
+            .map(|event| self.ingest_label(event))
+            .collect()
     }
 
     /// The label of one event (the legacy ingest socket takes them one by one).

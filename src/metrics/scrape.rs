@@ -56,8 +56,12 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) ->
 }
 
 fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> fmt::Result {
-    ConstCounter::new(value)
-        .encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
 }
 
 fn class_label(class: BatchClass) -> &'static str {
@@ -84,7 +88,10 @@ impl Scraped {
         let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         let realtime = self.sources.realtime.status();
         let path = |path: &str, outcome: &str, n: u64| {
-            (labels([("path", path), ("outcome", outcome)]), ConstCounter::new(n))
+            (
+                labels([("path", path), ("outcome", outcome)]),
+                ConstCounter::new(n),
+            )
         };
         family(
             encoder,
@@ -95,7 +102,11 @@ impl Scraped {
                 path("websocket", "published", read(&hub.published)),
                 path("realtime", "written", realtime.written),
                 path("realtime", "replayed", realtime.replayed),
-                path("realtime", "dead_letter_replayed", realtime.dead_letter_replayed),
+                path(
+                    "realtime",
+                    "dead_letter_replayed",
+                    realtime.dead_letter_replayed,
+                ),
                 path("realtime", "duplicate", realtime.skipped_duplicates),
                 path("realtime", "dead_lettered", realtime.dead_lettered),
                 path("realtime", "dropped", realtime.dropped),
@@ -122,7 +133,13 @@ impl Scraped {
     }
 
     fn breakers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
-        let statuses: Vec<_> = self.sources.breakers.all().iter().map(|b| b.status()).collect();
+        let statuses: Vec<_> = self
+            .sources
+            .breakers
+            .all()
+            .iter()
+            .map(|b| b.status())
+            .collect();
         let mut states = Vec::new();
         let mut calls = Vec::new();
         let mut latency = Vec::new();
@@ -195,12 +212,41 @@ impl Scraped {
 
     fn realtime(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let status = self.sources.realtime.status();
-        let up = if status.target == TargetHealth::Up { 1.0 } else { 0.0 };
-        gauge(encoder, "switchyard_realtime_target_up", "1 when the latest write that reached the Realtime target succeeded", up)?;
-        gauge(encoder, "switchyard_realtime_queue_depth", "Events waiting in the queue in front of the batcher", status.queue_depth as f64)?;
-        gauge(encoder, "switchyard_realtime_queue_capacity", "Capacity of the queue in front of the batcher", status.queue_capacity as f64)?;
-        gauge(encoder, "switchyard_realtime_backlog_depth", "Events held in memory for replay (the fallback while the target fails)", status.backlog_depth as f64)?;
-        gauge(encoder, "switchyard_realtime_backlog_capacity", "Events the backlog may hold before overflow", status.backlog_capacity as f64)?;
+        let up = if status.target == TargetHealth::Up {
+            1.0
+        } else {
+            0.0
+        };
+        gauge(
+            encoder,
+            "switchyard_realtime_target_up",
+            "1 when the latest write that reached the Realtime target succeeded",
+            up,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_realtime_queue_depth",
+            "Events waiting in the queue in front of the batcher",
+            status.queue_depth as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_realtime_queue_capacity",
+            "Capacity of the queue in front of the batcher",
+            status.queue_capacity as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_realtime_backlog_depth",
+            "Events held in memory for replay (the fallback while the target fails)",
+            status.backlog_depth as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_realtime_backlog_capacity",
+            "Events the backlog may hold before overflow",
+            status.backlog_capacity as f64,
+        )?;
         gauge(
             encoder,
             "switchyard_realtime_backlog_oldest_age_seconds",
@@ -208,8 +254,14 @@ impl Scraped {
             status.oldest_backlog_age_s.unwrap_or(0.0),
         )?;
         let failed = vec![
-            (labels([("reason", "failed")]), ConstCounter::new(status.failed_batches)),
-            (labels([("reason", "rejected")]), ConstCounter::new(status.rejected_batches)),
+            (
+                labels([("reason", "failed")]),
+                ConstCounter::new(status.failed_batches),
+            ),
+            (
+                labels([("reason", "rejected")]),
+                ConstCounter::new(status.rejected_batches),
+            ),
         ];
         family(
             encoder,
@@ -222,13 +274,41 @@ impl Scraped {
             status
                 .classes
                 .iter()
-                .map(|c| (labels([("class", class_label(c.class))]), ConstGauge::new(value(c))))
+                .map(|c| {
+                    (
+                        labels([("class", class_label(c.class))]),
+                        ConstGauge::new(value(c)),
+                    )
+                })
                 .collect::<Vec<_>>()
         };
-        family(encoder, "switchyard_realtime_batch_size", "Events that fill a batch now, by batch class (adaptive)", MetricType::Gauge, per_class(|c| c.batch_size as f64))?;
-        family(encoder, "switchyard_realtime_linger_seconds", "How long a batch waits for more events now, by batch class (adaptive)", MetricType::Gauge, per_class(|c| c.linger_ms as f64 / 1000.0))?;
-        family(encoder, "switchyard_realtime_batch_waiting", "Events in each class's open batch", MetricType::Gauge, per_class(|c| c.waiting as f64))?;
-        counter(encoder, "switchyard_realtime_retention_deleted_rows", "Realtime rows deleted by retention", status.retention_deleted)?;
+        family(
+            encoder,
+            "switchyard_realtime_batch_size",
+            "Events that fill a batch now, by batch class (adaptive)",
+            MetricType::Gauge,
+            per_class(|c| c.batch_size as f64),
+        )?;
+        family(
+            encoder,
+            "switchyard_realtime_linger_seconds",
+            "How long a batch waits for more events now, by batch class (adaptive)",
+            MetricType::Gauge,
+            per_class(|c| c.linger_ms as f64 / 1000.0),
+        )?;
+        family(
+            encoder,
+            "switchyard_realtime_batch_waiting",
+            "Events in each class's open batch",
+            MetricType::Gauge,
+            per_class(|c| c.waiting as f64),
+        )?;
+        counter(
+            encoder,
+            "switchyard_realtime_retention_deleted_rows",
+            "Realtime rows deleted by retention",
+            status.retention_deleted,
+        )?;
         let latency = self.sources.realtime.write_latency().snapshot();
         let metric = encoder.encode_descriptor(
             "switchyard_realtime_write_duration_seconds",
@@ -248,8 +328,18 @@ impl Scraped {
     fn flags(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {
         let live = &self.sources.flags;
         let snapshot = live.snapshot();
-        gauge(encoder, "switchyard_flags_revision", "Revision of the flag snapshot this instance evaluates", snapshot.revision() as f64)?;
-        gauge(encoder, "switchyard_flags", "Flags in the snapshot", snapshot.flags().count() as f64)?;
+        gauge(
+            encoder,
+            "switchyard_flags_revision",
+            "Revision of the flag snapshot this instance evaluates",
+            snapshot.revision() as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_flags",
+            "Flags in the snapshot",
+            snapshot.flags().count() as f64,
+        )?;
         gauge(
             encoder,
             "switchyard_flags_snapshot_stale",

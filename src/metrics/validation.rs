@@ -38,19 +38,19 @@ impl ValidationMetrics {
         registry.register(
             "switchyard_validation_consistency_ratio",
             "Share of compared events both paths delivered alike in the validator's last window, 0 to 1, by category (empty until the validator runs)",
-            consistency.clone(),
+            super::listed::Listed(consistency.clone()),
         );
         let discrepancies = Family::<DiscrepancyLabels, Counter>::default();
         registry.register(
             "switchyard_validation_discrepancies",
             "Discrepancies the validator found, by category and kind (missing_realtime, missing_websocket, mismatch, ...; empty until the validator runs)",
-            discrepancies.clone(),
+            super::listed::Listed(discrepancies.clone()),
         );
         let compared = Family::<CategoryLabels, Counter>::default();
         registry.register(
             "switchyard_validation_compared_events",
             "Events the validator compared across the two paths, by category (empty until the validator runs)",
-            compared.clone(),
+            super::listed::Listed(compared.clone()),
         );
         Self {
             consistency,

@@ -58,10 +58,10 @@ fn metric_names(expr: &str) -> Vec<String> {
 /// are its own name.
 fn family<'a>(name: &'a str, histograms: &BTreeSet<String>) -> &'a str {
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if histograms.contains(base) {
-                return base;
-            }
+        if let Some(base) = name.strip_suffix(suffix)
+            && histograms.contains(base)
+        {
+            return base;
         }
     }
     name
@@ -85,13 +85,18 @@ async fn every_dashboard_query_names_a_metric_that_metrics_exports() {
         .map(|(name, _)| name.clone())
         .collect();
     let files = dashboard_files();
-    assert!(files.len() >= 5, "overview, broadcast path, breaker, flags, validation: {files:?}");
+    assert!(
+        files.len() >= 5,
+        "overview, broadcast path, breaker, flags, validation: {files:?}"
+    );
     let mut checked = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).expect("a dashboard file");
         let dashboard: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
-        let variables = dashboard["templating"]["list"].as_array().expect("variables");
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .expect("variables");
         let datasource = variables
             .iter()
             .find(|v| v["name"] == "datasource")
@@ -111,7 +116,10 @@ async fn every_dashboard_query_names_a_metric_that_metrics_exports() {
                 assert_eq!(target["datasource"]["uid"], "${datasource}", "{where_}");
                 let expr = target["expr"].as_str().expect("a PromQL expr");
                 let names = metric_names(expr);
-                assert!(!names.is_empty(), "{where_}: `{expr}` reads no switchyard metric");
+                assert!(
+                    !names.is_empty(),
+                    "{where_}: `{expr}` reads no switchyard metric"
+                );
                 for name in names {
                     let family = family(&name, &histograms);
                     assert!(
