@@ -81,10 +81,20 @@ impl Application {
             shutdown.clone(),
         )
         .await;
+        let metrics = crate::metrics::Metrics::new(
+            crate::metrics::Sources {
+                hub: hub.clone(),
+                breakers: breakers.clone(),
+                realtime: realtime.clone(),
+                flags: flags.clone(),
+            },
+            shutdown.clone(),
+        );
         let validator = Validator::start(
             ValidatorSettings::from_config(&config.validation, realtime_breaker_timeout),
             &hub,
             &realtime,
+            metrics.clone(),
             pool.clone(),
             shutdown.clone(),
         );
@@ -111,6 +121,7 @@ impl Application {
             validator,
             shutdown,
             connections: TaskTracker::new(),
+            metrics,
         };
         Ok(Self { listener, state })
     }

@@ -48,6 +48,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_PUBLIC_READ", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub public_read: bool,
 
+    /// Require a `read` key for `GET /metrics` (open by default, as Prometheus scrapes usually
+    /// are; with `SWITCHYARD_PUBLIC_READ=true` a scrape without a key is still let in).
+    #[arg(long, env = "SWITCHYARD_METRICS_AUTH", default_value_t = false, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub metrics_auth: bool,
+
     /// Longest a request may take to produce its response, in milliseconds.
     #[arg(long, env = "SWITCHYARD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
@@ -284,6 +289,7 @@ impl Config {
             idempotency_window_s: 300,
             admin_key: None,
             public_read: false,
+            metrics_auth: false,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
             ws_ping_interval_s: 25,

@@ -15,6 +15,7 @@ pub mod flags;
 pub mod governance;
 pub mod hub;
 pub mod ingest;
+pub mod metrics;
 pub mod realtime;
 pub mod router;
 pub mod store;

@@ -49,6 +49,7 @@ pub struct EvaluationView {
 
 /// Applies the breaker's override to `dashboard.transport`.
 fn governed(state: &AppState, evaluation: Evaluation) -> (Evaluation, Option<Value>) {
+    state.metrics.count_evaluation(&evaluation);
     let breaker = state.breakers.get("realtime");
     match crate::governance::transport_override(&evaluation, breaker.as_ref()) {
         Some((overridden, metadata)) => (overridden, Some(metadata)),

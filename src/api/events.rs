@@ -11,6 +11,7 @@ use super::AppState;
 use super::auth::Publisher;
 use super::error::{ApiError, ApiJson, Problem};
 use crate::ingest::{Ingest, Receipt};
+use crate::metrics::Metrics;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublishResponse {
@@ -38,12 +39,15 @@ pub struct PublishResponse {
 pub async fn publish(
     _access: Publisher,
     State(ingest): State<Ingest>,
+    State(metrics): State<Metrics>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, ApiJson<PublishResponse>), ApiError> {
     require_json(&headers)?;
     let events = Ingest::parse_body(&body?)?;
+    let labels = metrics.ingest_labels(&events);
     let receipts = ingest.accept(events).await;
+    metrics.count_ingested(labels, &receipts);
     Ok((
         StatusCode::ACCEPTED,
         ApiJson(PublishResponse {

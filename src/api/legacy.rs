@@ -23,6 +23,7 @@ use crate::event::parse_event;
 use crate::hub::legacy::{frame_value, rfc3339};
 use crate::hub::{Hub, Published};
 use crate::ingest::Ingest;
+use crate::metrics::{Metrics, Protocol};
 
 /// Events sent in `initial_stats.recent_events`.
 const INITIAL_RECENT: usize = 50;
@@ -64,6 +65,7 @@ pub async fn dashboard_ws(
 }
 
 async fn dashboard_session(socket: WebSocket, state: AppState) {
+    let _connected = state.metrics.subscriber(Protocol::LegacyWs);
     let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
     let mut receiver = hub.subscribe(None).receiver;
@@ -202,14 +204,16 @@ pub async fn ingest_ws(
 ) -> Response {
     let tracker = state.connections.clone();
     let ingest = state.ingest.clone();
-    let shutdown = state.shutdown.clone();
-    configure(upgrade)
-        .on_upgrade(move |socket| tracker.track_future(ingest_session(socket, ingest, shutdown)))
+    let (metrics, shutdown) = (state.metrics.clone(), state.shutdown.clone());
+    configure(upgrade).on_upgrade(move |socket| {
+        tracker.track_future(ingest_session(socket, ingest, metrics, shutdown))
+    })
 }
 
 async fn ingest_session(
     mut socket: WebSocket,
     ingest: Ingest,
+    metrics: Metrics,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -222,7 +226,7 @@ async fn ingest_session(
             incoming = socket.recv() => incoming,
         };
         let reply = match incoming {
-            Some(Ok(Message::Text(raw))) => ingest_frame(&ingest, &raw).await,
+            Some(Ok(Message::Text(raw))) => ingest_frame(&ingest, &metrics, &raw).await,
             Some(Ok(Message::Binary(_))) => {
                 json!({"status": "error", "message": "send events as text frames"})
             }
@@ -235,7 +239,7 @@ async fn ingest_session(
     }
 }
 
-async fn ingest_frame(ingest: &Ingest, raw: &str) -> Value {
+async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {
     let value: Value = match serde_json::from_str(raw) {
         Ok(value) => value,
         Err(e) => return json!({"status": "error", "message": format!("invalid JSON: {e}")}),
@@ -243,7 +247,9 @@ async fn ingest_frame(ingest: &Ingest, raw: &str) -> Value {
     match parse_event(&value, None, Utc::now()) {
         Ok(event) => {
             let event_type = event.event_type.clone();
+            let label = metrics.ingest_label(&event);
             let receipt = ingest.accept_one(event).await;
+            metrics.count_ingested(vec![label], std::slice::from_ref(&receipt));
             json!({"status": "received", "event_type": event_type, "id": receipt.id, "offset": receipt.offset})
         }
         Err(errors) => {

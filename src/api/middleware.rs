@@ -18,8 +18,13 @@ use tracing::Span;
 use super::error::ApiError;
 use crate::config::Config;
 use crate::ingest::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
 
-pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Config) -> Router<S> {
+pub fn apply<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    config: &Config,
+    metrics: &Metrics,
+) -> Router<S> {
     let stack = ServiceBuilder::new()
         // Every request gets an id (or keeps the caller's), echoed in the response.
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -69,6 +74,12 @@ pub fn apply<S: Clone + Send + Sync + 'static>(router: Router<S>, config: &Confi
     router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(stack)
+        // Outermost, so shed 503s and timeouts are counted too; per route (as every layer
+        // here), so the matched route template is known.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            crate::metrics::http::track,
+        ))
 }
 
 fn overloaded() -> axum::response::Response {

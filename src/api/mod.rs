@@ -13,6 +13,7 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod prometheus;
 pub mod realtime;
 pub mod strategy;
 pub mod stream;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Long-lived connection tasks (WebSockets), awaited at shutdown.
     pub connections: TaskTracker,
+    /// This instance's Prometheus registry (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl FromRef<AppState> for Authenticator {
@@ -83,6 +86,7 @@ impl FromRef<AppState> for Hub {
         (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
         (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
         (name = "validation", description = "The consistency validator: the two paths compared"),
+        (name = "metrics", description = "Prometheus metrics"),
     )
 )]
 pub struct ApiDoc;
@@ -144,6 +148,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(realtime::realtime_status))
         .routes(routes!(consistency::validation_summary))
         .routes(routes!(consistency::validation_reports))
+        .routes(routes!(prometheus::metrics))
 }
 
 /// The OpenAPI document the code describes.
@@ -167,7 +172,7 @@ pub fn router(state: AppState) -> Router {
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(error::not_found);
-    middleware::apply(routes, &state.config).with_state(state)
+    middleware::apply(routes, &state.config, &state.metrics).with_state(state)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
 use crate::hub::{Filter, Position};
+use crate::metrics::Protocol;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +85,9 @@ pub async fn v1_stream(
         offset,
     });
     let shutdown = state.shutdown.clone();
+    let metrics = state.metrics.clone();
     let stream = async_stream::stream! {
+        let _connected = metrics.subscriber(Protocol::Sse);
         let mut subscription = hub.subscribe(since.as_ref());
         let hello = json!({"epoch": hub.epoch(), "offset": subscription.head, "recovered": subscription.recovered});
         yield Ok(SseEvent::default().event("subscribed").data(hello.to_string()));

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::AppState;
 use super::auth::Reader;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Filter, Hub, Position, Published};
+use crate::metrics::Protocol;
 
 /// Close code for a client that stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 4002;
@@ -59,8 +60,14 @@ pub async fn v1_ws(
         shutdown: state.shutdown.clone(),
         ping_interval: state.config.ws_ping_interval(),
     };
-    configure(upgrade)
-        .on_upgrade(move |socket: WebSocket| tracker.track_future(session.run(socket)))
+    let metrics = state.metrics.clone();
+    configure(upgrade).on_upgrade(move |socket: WebSocket| {
+        let connected = metrics.subscriber(Protocol::Ws);
+        tracker.track_future(async move {
+            session.run(socket).await;
+            drop(connected);
+        })
+    })
 }
 
 /// Bytes read from a client per read. Client frames are small (subscribe, ping, legacy

@@ -247,6 +247,11 @@ impl RealtimePath {
         status::status(depths, &shared.counters, &shared.observed)
     }
 
+    /// Successful writes' durations, as a histogram (for `/metrics`).
+    pub fn write_latency(&self) -> &crate::metrics::LatencyHistogram {
+        &self.shared.observed.write_seconds
+    }
+
     /// Every batch the target commits from now on.
     pub fn subscribe_committed(&self) -> broadcast::Receiver<CommittedBatch> {
         self.shared.committed.subscribe()

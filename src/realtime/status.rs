@@ -48,6 +48,8 @@ pub(super) struct Observed {
     classes: Mutex<[ClassStatus; 3]>,
     /// The outcome of the latest call that reached the target: one of the `TARGET_*`.
     target: AtomicU8,
+    /// Every successful write's duration, for `/metrics`.
+    pub write_seconds: crate::metrics::LatencyHistogram,
 }
 
 const TARGET_UNKNOWN: u8 = 0;
@@ -60,6 +62,7 @@ impl Observed {
             latencies: Mutex::new(VecDeque::with_capacity(LATENCY_WINDOW)),
             classes: Mutex::new(tunings.map(|(class, tuning)| ClassStatus::new(class, tuning, 0))),
             target: AtomicU8::new(TARGET_UNKNOWN),
+            write_seconds: Default::default(),
         }
     }
 
@@ -75,6 +78,7 @@ impl Observed {
     }
 
     pub fn record_latency(&self, write: Duration) {
+        self.write_seconds.observe(write);
         let mut window = lock(&self.latencies);
         if window.len() == LATENCY_WINDOW {
             window.pop_front();

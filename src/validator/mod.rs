@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::config::ValidationConfig;
 use crate::event::{Category, Event};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::realtime::RealtimePath;
 use window::CategorySummary;
 
@@ -127,6 +128,7 @@ impl Validator {
         settings: ValidatorSettings,
         hub: &Hub,
         realtime: &RealtimePath,
+        metrics: Metrics,
         control: PgPool,
         shutdown: CancellationToken,
     ) -> Self {
@@ -146,9 +148,12 @@ impl Validator {
             shared.clone(),
             settings,
             inputs,
-            hub.clone(),
-            realtime.clone(),
-            control,
+            run::Links {
+                hub: hub.clone(),
+                realtime: realtime.clone(),
+                metrics,
+                control,
+            },
             shutdown,
         ));
         Self { shared }

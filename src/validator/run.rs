@@ -21,6 +21,7 @@ use super::window::{CategorySummary, ClosedWindow, TARGET_CONSISTENCY_PERCENT, W
 use super::{Expectation, Shared, ValidationSummary, ValidatorSettings};
 use crate::event::Category;
 use crate::hub::{Hub, Published, Tap};
+use crate::metrics::Metrics;
 use crate::realtime::{CommittedBatch, RealtimePath, StoredRow};
 use crate::store;
 
@@ -33,6 +34,14 @@ pub(super) struct Inputs {
     pub expectations: mpsc::Receiver<Expectation>,
     pub tap: Tap,
     pub committed: broadcast::Receiver<CommittedBatch>,
+}
+
+/// What the validator reads from and reports to.
+pub(super) struct Links {
+    pub hub: Hub,
+    pub realtime: RealtimePath,
+    pub metrics: Metrics,
+    pub control: PgPool,
 }
 
 /// Committed ids to read back, with when they were committed.
@@ -53,6 +62,7 @@ struct Validation {
     alerting: [bool; 5],
     to_read: Requests,
     hub: Hub,
+    metrics: Metrics,
     control: PgPool,
 }
 
@@ -60,11 +70,15 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     settings: ValidatorSettings,
     mut inputs: Inputs,
-    hub: Hub,
-    realtime: RealtimePath,
-    control: PgPool,
+    links: Links,
     shutdown: CancellationToken,
 ) {
+    let Links {
+        hub,
+        realtime,
+        metrics,
+        control,
+    } = links;
     let (requests, request_rx) = mpsc::channel::<Requests>(16);
     let (results_tx, mut results) = mpsc::channel::<ReadBack>(16);
     tokio::spawn(read_back(realtime.clone(), request_rx, results_tx));
@@ -78,6 +92,7 @@ pub(super) async fn run(
         shared,
         settings,
         hub,
+        metrics,
         control,
     };
     let mut tick = tokio::time::interval(v.settings.tick);
@@ -189,18 +204,41 @@ impl Validation {
     fn record(&mut self, resolution: Option<Resolution>) {
         if let Some(resolution) = resolution {
             self.windows.record(Instant::now(), &resolution);
+            self.count(&resolution);
         }
+    }
+
+    fn count(&self, resolution: &Resolution) {
+        let kinds: Vec<&'static str> = resolution
+            .discrepancies
+            .iter()
+            .map(|d| d.as_str())
+            .collect();
+        self.metrics.validation().record(
+            resolution.category,
+            resolution.counts_as_expected,
+            &kinds,
+        );
     }
 
     fn tick(&mut self, realtime_pending: bool) {
         let now = Instant::now();
         for resolution in self.tracker.expire(now, realtime_pending, self.gaps) {
             self.windows.record(now, &resolution);
+            self.count(&resolution);
         }
         if let Some(closed) = self.windows.advance(now) {
             self.store_report(closed);
         }
         let (categories, overall) = self.windows.summary();
+        for summary in &categories {
+            if let (Some(category), Some(percent)) = (summary.category, summary.consistency_percent)
+            {
+                self.metrics
+                    .validation()
+                    .set_consistency(category, percent / 100.0);
+            }
+        }
         self.alert(&categories);
         let overflowed = self.shared.overflowed.load(Ordering::Relaxed);
         self.shared.summary.store(Arc::new(ValidationSummary {
@@ -229,6 +267,11 @@ impl Validation {
                 continue;
             }
             self.alerting[i] = summary.breached;
+            if let Some(category) = summary.category {
+                self.metrics
+                    .validation()
+                    .set_alerting(category, summary.breached);
+            }
             let category = summary.category.map(Category::as_str).unwrap_or("all");
             let state = if summary.breached {
                 "firing"

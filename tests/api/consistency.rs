@@ -186,6 +186,20 @@ async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_re
             break;
         }
     }
+    let metrics = app
+        .get("/metrics", Credential::Nothing)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"switchyard_validation_discrepancies_total{category="critical",kind="payload_mismatch"} 1"#,
+        r#"switchyard_validation_discrepancies_total{category="system",kind="missing_in_realtime"} 1"#,
+        r#"switchyard_validation_alerting{category="critical"} 1"#,
+        r#"switchyard_validation_alerts_total{category="critical"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in /metrics");
+    }
     let legacy: Value = app
         .get("/metrics/validation", Credential::Nothing)
         .await

@@ -5,11 +5,13 @@
 mod auth;
 mod breakers;
 mod consistency;
+mod dashboards;
 mod fault_proxy;
 mod flags;
 mod governance;
 mod governed_path;
 mod legacy;
+mod metrics;
 mod migrations;
 mod publish;
 mod realtime;
