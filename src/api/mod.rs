@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod breakers;
+pub mod dashboard;
 pub mod error;
 pub mod evaluate;
 pub mod events;
@@ -13,6 +14,7 @@ pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
 pub mod realtime;
+pub mod status_stream;
 pub mod strategy;
 pub mod stream;
 pub mod subscribe;
@@ -79,6 +81,7 @@ impl FromRef<AppState> for Hub {
         (name = "evaluation", description = "Flag evaluation: switchyard's API and OFREP"),
         (name = "breakers", description = "Circuit breakers: status, history, stream, forced states"),
         (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
+        (name = "dashboard", description = "The live dashboard page and its built-in files"),
     )
 )]
 pub struct ApiDoc;
@@ -138,6 +141,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(breakers::breaker_transitions))
         .routes(routes!(breakers::breaker_actions))
         .routes(routes!(realtime::realtime_status))
+        .routes(routes!(status_stream::status_stream))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::asset))
 }
 
 /// The OpenAPI document the code describes.
