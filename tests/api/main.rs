@@ -4,6 +4,7 @@
 
 mod auth;
 mod breakers;
+mod dashboard_page;
 mod fault_proxy;
 mod flags;
 mod governance;
