@@ -88,7 +88,7 @@
       $('#strategy-line').textContent = 'Strategy ' + strategy.strategy + ', decided by ' +
         decidedBy(strategy.decided_by) + ' (flag revision ' + strategy.revision + ').';
       var rows = strategy.categories.map(function (route) {
-        var toRealtime = strategy.strategy === 'websocket' ? 'none (strategy websocket)'
+        var toRealtime = strategy.strategy === 'websocket' ? 'none'
           : strategy.strategy === 'realtime' ? 'all' : route.enabled ? route.percentage + '%' : 'none (disabled)';
         return el('tr', { 'data-category': route.category }, el('td', {}, route.category),
           el('td', {}, route.enabled ? 'enabled' : 'disabled'), el('td', {}, toRealtime),

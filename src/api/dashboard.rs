@@ -47,10 +47,7 @@ const PAGE: &str = include_str!("../../assets/dashboard/index.html");
 /// binary's page is never mixed with an old one's script.
 fn built_in(content_type: &'static str, body: &'static str) -> Response {
     let headers: [(HeaderName, HeaderValue); 5] = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         (
             header::CONTENT_SECURITY_POLICY,
@@ -61,7 +58,10 @@ fn built_in(content_type: &'static str, body: &'static str) -> Response {
             HeaderValue::from_static("nosniff"),
         ),
         // The streams carry the key as `?token=`; no URL of this page leaves it in a Referer.
-        (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
     ];
     (headers, body).into_response()
 }

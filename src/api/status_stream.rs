@@ -66,7 +66,7 @@ fn sample(state: &AppState) -> StatusSample {
 
 /// Stream connection counts and Realtime queue depths: a `status` event now and each second.
 #[utoipa::path(get, path = "/v1/status/stream", tag = "health",
-    responses((status = 200, description = "`status` events carrying a StatusSample", content_type = "text/event-stream"),
+    responses((status = 200, description = "`status` events, each one's data a StatusSample", content_type = "text/event-stream", body = StatusSample),
         (status = 401, body = Problem)),
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn status_stream(

@@ -20,7 +20,11 @@ async fn open_signed_in(app: &TestApp) -> Browser {
         )
         .await;
     assert_eq!(browser.script_errors().await, Vec::<Value>::new());
-    assert_eq!(browser.console_errors().await, Vec::<Value>::new(), "console errors on load");
+    assert_eq!(
+        browser.console_errors().await,
+        Vec::<Value>::new(),
+        "console errors on load"
+    );
     browser.type_into("#key-input", &app.admin_key).await;
     browser.click("#key-submit").await;
     browser
@@ -58,8 +62,10 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
         .await;
 
     // An event published over REST appears in the feed.
-    app.publish_ok(&json!({"event_type": "dashboard_probe", "source": "browser-test", "data": {"n": 7}}))
-        .await;
+    app.publish_ok(
+        &json!({"event_type": "dashboard_probe", "source": "browser-test", "data": {"n": 7}}),
+    )
+    .await;
     browser
         .wait_until(
             "the published event in the feed",
@@ -80,7 +86,10 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
     assert_eq!(created.status().as_u16(), 201);
     let row = "document.querySelector('#flags tr[data-flag=\"dashboard.probe\"]')";
     browser
-        .wait_until("the new flag, off", &format!("{row}?.dataset.enabled === 'false'"))
+        .wait_until(
+            "the new flag, off",
+            &format!("{row}?.dataset.enabled === 'false'"),
+        )
         .await;
     browser
         .click("#flags tr[data-flag='dashboard.probe'] .flag-toggle")
@@ -92,19 +101,32 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
         )
         .await;
     let flag = flag_over_rest(&app, "dashboard.probe").await;
-    assert_eq!(flag["environments"]["production"]["enabled"], true, "{flag:#}");
+    assert_eq!(
+        flag["environments"]["production"]["enabled"], true,
+        "{flag:#}"
+    );
+    browser.screenshot("dashboard-healthy").await;
 
     browser
-        .type_into("#flags tr[data-flag='dashboard.probe'] .flag-percentage", "30")
+        .type_into(
+            "#flags tr[data-flag='dashboard.probe'] .flag-percentage",
+            "30",
+        )
         .await;
     browser
         .click("#flags tr[data-flag='dashboard.probe'] .flag-rollout-set")
         .await;
     browser
-        .wait_until("a 30% rollout", &format!("{row}?.dataset.percentage === '30'"))
+        .wait_until(
+            "a 30% rollout",
+            &format!("{row}?.dataset.percentage === '30'"),
+        )
         .await;
     let flag = flag_over_rest(&app, "dashboard.probe").await;
-    assert_eq!(flag["environments"]["production"]["rollout"]["percentage"], 30, "{flag:#}");
+    assert_eq!(
+        flag["environments"]["production"]["rollout"]["percentage"], 30,
+        "{flag:#}"
+    );
 
     // Forced open over REST, the breaker turns red at the top and the transition is listed.
     let forced = app
@@ -126,6 +148,7 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
         )
         .await;
 
+    browser.screenshot("dashboard-breaker-forced-open").await;
     assert_eq!(browser.script_errors().await, Vec::<Value>::new());
     // The browser's own console: only the expected 404 of the validator that is not built yet.
     let unexpected: Vec<Value> = browser
@@ -134,7 +157,9 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
         .into_iter()
         .filter(|entry| {
             let message = entry["message"].as_str().unwrap_or("");
-            !(entry["source"] == "network" && message.contains("/v1/validation/summary") && message.contains("404"))
+            !(entry["source"] == "network"
+                && message.contains("/v1/validation/summary")
+                && message.contains("404"))
         })
         .collect();
     assert_eq!(unexpected, Vec::<Value>::new(), "console errors");
@@ -161,7 +186,11 @@ async fn in_a_browser_a_refused_key_is_shown_and_the_page_keeps_asking_for_one()
     let still_asking = browser
         .eval("return !document.getElementById('login').hidden && sessionStorage.length === 0;")
         .await;
-    assert_eq!(still_asking, json!(true), "the refused key must not be kept");
+    assert_eq!(
+        still_asking,
+        json!(true),
+        "the refused key must not be kept"
+    );
     assert_eq!(browser.script_errors().await, Vec::<Value>::new());
     browser.close().await;
 }
@@ -197,7 +226,12 @@ async fn the_page_and_its_files_come_from_the_binary_with_a_same_origin_policy()
             "{path} names another origin"
         );
     }
-    let missing = app.client.get(app.url("/dashboard/nope.js")).send().await.expect("GET");
+    let missing = app
+        .client
+        .get(app.url("/dashboard/nope.js"))
+        .send()
+        .await
+        .expect("GET");
     assert_problem(missing, 404).await;
 }
 
@@ -221,7 +255,8 @@ async fn the_status_stream_pushes_connection_counts_and_the_environment() {
     assert_eq!(status["connections"]["subscribers"], 1, "{status:#}");
     assert_eq!(status["realtime"]["backlog_depth"], 0, "{status:#}");
 
-    app.publish_ok(&json!({"event_type": "counted", "source": "test"})).await;
+    app.publish_ok(&json!({"event_type": "counted", "source": "test"}))
+        .await;
     loop {
         let next = stream.next().await.expect("another status event").json();
         if next["published_total"] == 1 {

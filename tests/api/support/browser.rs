@@ -35,7 +35,10 @@ impl Browser {
     /// them, when either is missing: a browser test must never pass without a browser.
     pub async fn start() -> Browser {
         for binary in [CHROMIUM, CHROMEDRIVER] {
-            assert!(Path::new(binary).exists(), "{binary} is missing: {INSTALL_HINT}");
+            assert!(
+                Path::new(binary).exists(),
+                "{binary} is missing: {INSTALL_HINT}"
+            );
         }
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
@@ -138,6 +141,18 @@ impl Browser {
             .collect()
     }
 
+    /// Saves a PNG of the page as `<name>.png` in `$SCREENSHOT_DIR`, when that is set: a way to
+    /// look at what the test saw. Does nothing otherwise.
+    pub async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("SCREENSHOT_DIR") else {
+            return;
+        };
+        self.eval("window.scrollTo(0, 0); return null;").await;
+        let png = self.client().screenshot().await.expect("a screenshot");
+        let path = Path::new(&dir).join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {path:?}: {e}"));
+    }
+
     /// Ends the session (Chromium quits); the driver is killed on drop.
     pub async fn close(mut self) {
         if let Some(client) = self.client.take() {
@@ -165,11 +180,17 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (reqwest::Method, Option<String>) {
-        (reqwest::Method::POST, Some(json!({"type": "browser"}).to_string()))
+        (
+            reqwest::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
     }
 }
 
@@ -190,7 +211,10 @@ async fn connect(port: u16) -> Client {
             Ok(response) => response.json::<Value>().await.ok(),
             Err(_) => None, // not listening yet
         };
-        if status.as_ref().is_some_and(|s| s["value"]["ready"] == json!(true)) {
+        if status
+            .as_ref()
+            .is_some_and(|s| s["value"]["ready"] == json!(true))
+        {
             break;
         }
         assert!(
