@@ -258,6 +258,7 @@
     if ($('#feed-event-types').value.trim()) query.set('event_types', $('#feed-event-types').value.trim());
     if ($('#feed-sources').value.trim()) query.set('sources', $('#feed-sources').value.trim());
     var path = '/v1/stream' + (query.toString() ? '?' + query : '');
+    $('#feed').dataset.subscribed = 'false';
     api.openStream('events', path, {
       subscribed: function (s) { $('#feed').dataset.subscribed = 'true'; feedStatus('live from offset ' + s.offset + (query.toString() ? ', filtered: ' + decodeURIComponent(query) : '')); },
       event: addEvent,

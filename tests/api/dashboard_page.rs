@@ -74,6 +74,38 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
         )
         .await;
 
+    // Filtered by event type, the feed shows the matching event and not the one before it.
+    browser
+        .type_into("#feed-event-types", "dashboard_wanted")
+        .await;
+    browser.click("#feed-filter button[type='submit']").await;
+    browser
+        .wait_until(
+            "the filtered feed subscribed",
+            "document.getElementById('feed').dataset.subscribed === 'true'",
+        )
+        .await;
+    app.publish_ok(&json!({"event_type": "dashboard_unwanted", "source": "browser-test"}))
+        .await;
+    app.publish_ok(&json!({"event_type": "dashboard_wanted", "source": "browser-test"}))
+        .await;
+    browser
+        .wait_until(
+            "the wanted event in the filtered feed",
+            "document.querySelector('#feed tbody tr[data-event-type=\"dashboard_wanted\"]')",
+        )
+        .await;
+    // One stream delivers in offset order: had the earlier event passed the filter, it
+    // would be on the page already.
+    let unwanted = browser
+        .eval("return document.querySelectorAll('#feed tbody tr[data-event-type=\"dashboard_unwanted\"]').length;")
+        .await;
+    assert_eq!(
+        unwanted,
+        json!(0),
+        "the filter let an unwanted event through"
+    );
+
     // A flag created over REST appears; flipped and rolled out from the page, it changes.
     let created = app
         .client
