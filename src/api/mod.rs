@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod breakers;
 pub mod consistency;
+pub mod dashboard;
 pub mod error;
 pub mod evaluate;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod legacy_flags;
 pub mod middleware;
 pub mod prometheus;
 pub mod realtime;
+pub mod status_stream;
 pub mod strategy;
 pub mod stream;
 pub mod subscribe;
@@ -87,6 +89,7 @@ impl FromRef<AppState> for Hub {
         (name = "realtime", description = "The Realtime path: target, queue, backlog, batching"),
         (name = "validation", description = "The consistency validator: the two paths compared"),
         (name = "metrics", description = "Prometheus metrics"),
+        (name = "dashboard", description = "The live dashboard page and its built-in files"),
     )
 )]
 pub struct ApiDoc;
@@ -149,6 +152,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(consistency::validation_summary))
         .routes(routes!(consistency::validation_reports))
         .routes(routes!(prometheus::metrics))
+        .routes(routes!(status_stream::status_stream))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::asset))
 }
 
 /// The OpenAPI document the code describes.

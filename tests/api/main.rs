@@ -5,6 +5,7 @@
 mod auth;
 mod breakers;
 mod consistency;
+mod dashboard_page;
 mod dashboards;
 mod fault_proxy;
 mod flags;

@@ -6,6 +6,7 @@
 //! own migrated database, `switchyard_test_<uuid>`, dropped when the test ends (also when it
 //! panics); see `database`.
 
+pub mod browser;
 pub mod database;
 /// The TCP fault proxy lives in the library so `switchyard bench failover` can use it too.
 pub use switchyard::bench::fault_proxy as proxy;

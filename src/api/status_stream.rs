@@ -1,0 +1,94 @@
+//! `GET /v1/status/stream`: connection counts and the Realtime path's queues as Server-Sent
+//! Events, a `status` event at once and then every second, so a live view (the dashboard page)
+//! is pushed them instead of polling `/status` and `/v1/realtime`.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::auth::Reader;
+use super::error::Problem;
+use crate::realtime::RealtimeStatus;
+use crate::validator::ValidationSummary;
+
+/// How often the stream sends a status.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Subscribers of the hub, every protocol (`/v1/ws`, `/v1/stream`, `/ws`) together.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionCounts {
+    /// Attached right now (this stream's reader is not one: it does not subscribe to events).
+    pub subscribers: usize,
+    /// Subscriptions opened since the server started.
+    pub subscribers_total: u64,
+    /// Times a subscriber fell behind and was caught up from history.
+    pub lagged_total: u64,
+    /// Subscribers closed because they fell behind past the history.
+    pub dropped_total: u64,
+}
+
+/// One `status` event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusSample {
+    /// The environment flags are evaluated in (the one the flag controls act on by default).
+    pub environment: String,
+    /// The hub's epoch and its last offset.
+    pub epoch: String,
+    pub head: u64,
+    /// Events accepted since the server started.
+    pub published_total: u64,
+    pub connections: ConnectionCounts,
+    pub realtime: RealtimeStatus,
+    /// The consistency validator's sliding window (as `GET /v1/validation/summary`).
+    pub validation: ValidationSummary,
+}
+
+fn sample(state: &AppState) -> StatusSample {
+    let counters = state.hub.counters();
+    StatusSample {
+        environment: state.config.environment.clone(),
+        epoch: state.hub.epoch().to_string(),
+        head: state.hub.head(),
+        published_total: counters.published.load(Ordering::Relaxed),
+        connections: ConnectionCounts {
+            subscribers: state.hub.receiver_count(),
+            subscribers_total: counters.subscribers_total.load(Ordering::Relaxed),
+            lagged_total: counters.lagged.load(Ordering::Relaxed),
+            dropped_total: counters.dropped_subscribers.load(Ordering::Relaxed),
+        },
+        realtime: state.realtime.status(),
+        validation: state.validator.summary().as_ref().clone(),
+    }
+}
+
+/// Stream connection counts and Realtime queue depths: a `status` event now and each second.
+#[utoipa::path(get, path = "/v1/status/stream", tag = "health",
+    responses((status = 200, description = "`status` events, each one's data a StatusSample", content_type = "text/event-stream", body = StatusSample),
+        (status = 401, body = Problem)),
+    security(("bearer" = []), ("api_key" = []), ()))]
+pub async fn status_stream(
+    _access: Reader,
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.tick() => {
+                    let data = serde_json::to_string(&sample(&state)).unwrap_or_else(|_| "null".into());
+                    yield Ok(SseEvent::default().event("status").data(data));
+                }
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
