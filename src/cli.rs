@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::auth::Scope;
-use crate::client::output::{Table, cell};
+use crate::client::output::{Table, cell, line};
 use crate::client::{self, TailArgs};
 use crate::config::Config;
 use crate::{Application, app, bench, store, telemetry};
@@ -97,18 +97,29 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Strategy(args) => client::strategy::run(args).await,
         Command::Keys { command, db, json } => keys(command, &db.database_url, json).await,
         Command::Bench { command } => bench::run(command).await,
-        Command::Openapi => {
-            print!("{}", crate::api::openapi_json());
-            Ok(())
-        }
+        Command::Openapi => std::io::Write::write_all(
+            &mut std::io::stdout(),
+            crate::api::openapi_json().as_bytes(),
+        )
+        .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): it has what it wanted; end quietly.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -145,16 +156,15 @@ async fn keys(command: KeysCommand, database_url: &str, json: bool) -> anyhow::R
                 created.record.name
             );
             if json {
-                println!("{}", serde_json::to_string_pretty(&created)?);
+                line(serde_json::to_string_pretty(&created)?)?;
             } else {
-                println!("{}", created.key);
+                line(&created.key)?;
             }
         }
         KeysCommand::List => {
             let keys = store::keys::list(&pool).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&keys)?);
-                return Ok(());
+                return Ok(line(serde_json::to_string_pretty(&keys)?)?);
             }
             let mut table = Table::new(&["ID", "NAME", "SCOPE", "PREFIX", "CREATED", "REVOKED"]);
             for key in keys {
@@ -168,15 +178,15 @@ async fn keys(command: KeysCommand, database_url: &str, json: bool) -> anyhow::R
                     cell(revoked.unwrap_or_else(|| "-".into())),
                 ]);
             }
-            table.print();
+            table.print()?;
         }
         KeysCommand::Revoke { name_or_id } => {
             match store::keys::revoke(&pool, &name_or_id).await? {
-                Some(key) if json => println!("{}", serde_json::to_string_pretty(&key)?),
-                Some(key) => println!(
+                Some(key) if json => line(serde_json::to_string_pretty(&key)?)?,
+                Some(key) => line(format_args!(
                     "revoked `{}` ({}); running servers stop accepting it within 30 s",
                     key.name, key.id
-                ),
+                ))?,
                 None => anyhow::bail!("no active key named `{name_or_id}`"),
             }
         }

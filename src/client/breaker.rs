@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::output::{self, Table, cell, paint, print_json, state_style, styled, text_of};
+use super::output::{self, Table, cell, line, paint, print_json, state_style, styled, text_of};
 use super::sse::SseReader;
 use super::{ServerArgs, ServerError};
 
@@ -76,8 +76,7 @@ pub async fn run(args: BreakerArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&after);
     }
-    print_statuses(std::slice::from_ref(&after));
-    Ok(())
+    Ok(print_statuses(std::slice::from_ref(&after))?)
 }
 
 async fn status(server: &ServerArgs, name: Option<&str>, json: bool) -> anyhow::Result<()> {
@@ -94,14 +93,13 @@ async fn status(server: &ServerArgs, name: Option<&str>, json: bool) -> anyhow::
     if json {
         return print_json(&result);
     }
-    match result {
+    Ok(match result {
         Value::Array(all) => print_statuses(&all),
         one => print_statuses(std::slice::from_ref(&one)),
-    }
-    Ok(())
+    }?)
 }
 
-fn print_statuses(statuses: &[Value]) {
+fn print_statuses(statuses: &[Value]) -> std::io::Result<()> {
     let mut table = Table::new(&[
         "BREAKER",
         "STATE",
@@ -128,7 +126,7 @@ fn print_statuses(statuses: &[Value]) {
             cell(short_time(&s["next_probe_at"])),
         ]);
     }
-    table.print();
+    table.print()
 }
 
 /// Follows `/v1/breakers/stream` until Ctrl-C or the server ends it.
@@ -164,17 +162,17 @@ async fn watch(
         match event.event.as_str() {
             "transition" if wanted(&data["breaker"]) => {
                 if json {
-                    println!("{}", json!({"event": "transition", "data": data}));
+                    line(json!({"event": "transition", "data": data}))?;
                 } else {
-                    print_transition(&data);
+                    print_transition(&data)?;
                 }
             }
             "state" | "sample" if transitions_only => {}
             "state" if wanted(&data["name"]) => {
                 if json {
-                    println!("{}", json!({"event": "state", "data": data}));
+                    line(json!({"event": "state", "data": data}))?;
                 } else {
-                    print_sample_line(&data);
+                    print_sample_line(&data)?;
                 }
             }
             "sample" => {
@@ -185,12 +183,11 @@ async fn watch(
                     .filter(|b| wanted(&b["name"]))
                     .collect();
                 if json {
-                    println!(
-                        "{}",
-                        json!({"event": "sample", "data": {"breakers": breakers}})
-                    );
+                    line(json!({"event": "sample", "data": {"breakers": breakers}}))?;
                 } else {
-                    breakers.into_iter().for_each(print_sample_line);
+                    for breaker in breakers {
+                        print_sample_line(breaker)?;
+                    }
                 }
             }
             _ => {}
@@ -198,7 +195,7 @@ async fn watch(
     }
 }
 
-fn print_transition(t: &Value) {
+fn print_transition(t: &Value) -> std::io::Result<()> {
     let (from, to) = (
         t["from"].as_str().unwrap_or(""),
         t["to"].as_str().unwrap_or(""),
@@ -207,19 +204,19 @@ fn print_transition(t: &Value) {
         .as_str()
         .map(|actor| format!(" (by {actor})"))
         .unwrap_or_default();
-    anstream::println!(
+    line(format_args!(
         "{}  {:<12}  {} -> {}  {}{by}",
         short_time(&t["at"]),
         text_of(&t["breaker"]),
         paint(from, state_style(from)),
         paint(&format!("{to:<13}"), state_style(to)),
         text_of(&t["reason"]),
-    );
+    ))
 }
 
-fn print_sample_line(s: &Value) {
+fn print_sample_line(s: &Value) -> std::io::Result<()> {
     let state = s["state"].as_str().unwrap_or("");
-    anstream::println!(
+    line(format_args!(
         "{}  {:<12}  {}  failures {:<3} rate {:<14} calls {:<20} p99 {}",
         chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
         text_of(&s["name"]),
@@ -228,7 +225,7 @@ fn print_sample_line(s: &Value) {
         failure_rate(s),
         calls(s),
         p99(s),
-    );
+    ))
 }
 
 /// A 404 for a named breaker, with the names that do exist.

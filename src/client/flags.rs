@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::ServerArgs;
-use super::output::{DIM, GOOD, Table, cell, styled, text_of};
+use super::output::{DIM, GOOD, Table, cell, line, styled, text_of};
 
 #[derive(Debug, Args)]
 pub struct FlagsArgs {
@@ -111,8 +111,8 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
     match &args.command {
         FlagsCommand::List => {
             let flags: Vec<&Value> = result["flags"].as_array().into_iter().flatten().collect();
-            print_table(&flags, env);
-            println!(
+            print_table(&flags, env)?;
+            line(format_args!(
                 "revision {}{}",
                 result["revision"],
                 if result["stale"] == json!(true) {
@@ -120,7 +120,7 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
                 } else {
                     ""
                 }
-            );
+            ))?;
         }
         FlagsCommand::History { .. } => {
             let mut table = Table::new(&["VER", "AT", "ACTION", "ACTOR", "REASON"]).right(&[0]);
@@ -133,15 +133,15 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
                     cell(row["reason"].as_str().unwrap_or("")),
                 ]);
             }
-            table.print();
+            table.print()?;
         }
-        _ => print_table(&[&result], env),
+        _ => print_table(&[&result], env)?,
     }
     Ok(())
 }
 
 /// The flags in `env`: on in green, off dimmed.
-fn print_table(flags: &[&Value], env: &str) {
+fn print_table(flags: &[&Value], env: &str) -> std::io::Result<()> {
     let mut table = Table::new(&[
         "KEY",
         "TYPE",
@@ -169,7 +169,9 @@ fn print_table(flags: &[&Value], env: &str) {
             .unwrap_or("")
             .chars()
             .take(60)
-            .collect();
+            .collect::<String>()
+            .trim_end()
+            .to_string();
         table.row(vec![
             cell(text_of(&flag["key"])),
             cell(text_of(&flag["type"])),
@@ -180,5 +182,5 @@ fn print_table(flags: &[&Value], env: &str) {
             cell(description),
         ]);
     }
-    table.print();
+    table.print()
 }

@@ -69,7 +69,7 @@ impl ServerError {
             })
             .collect();
         let hint = match status.as_u16() {
-            401 if had_key => Some("the key was not accepted: it is unknown or revoked"),
+            401 if had_key => Some("check --key or SWITCHYARD_KEY"),
             401 => Some("no key was given: pass --key or set SWITCHYARD_KEY"),
             403 => Some("use a key with that scope (`switchyard keys create --scope ...`)"),
             _ => None,
@@ -121,8 +121,13 @@ impl ServerArgs {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 
+    /// The key, unless it is empty (`SWITCHYARD_KEY=` means none).
+    pub fn api_key(&self) -> Option<&str> {
+        self.key.as_deref().filter(|key| !key.is_empty())
+    }
+
     fn with_key(&self, request: RequestBuilder) -> RequestBuilder {
-        match &self.key {
+        match self.api_key() {
             Some(key) => request.bearer_auth(key),
             None => request,
         }
@@ -162,7 +167,7 @@ impl ServerArgs {
         }
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
-        Err(ServerError::from_body(status, &body, self.key.is_some()).into())
+        Err(ServerError::from_body(status, &body, self.api_key().is_some()).into())
     }
 
     async fn json_reply(&self, request: RequestBuilder) -> anyhow::Result<Value> {
@@ -170,7 +175,7 @@ impl ServerArgs {
         let status = response.status();
         let body = response.text().await.map_err(|e| self.unreachable(&e))?;
         if !status.is_success() {
-            return Err(ServerError::from_body(status, &body, self.key.is_some()).into());
+            return Err(ServerError::from_body(status, &body, self.api_key().is_some()).into());
         }
         serde_json::from_str(&body).map_err(|e| {
             anyhow::anyhow!(

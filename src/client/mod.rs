@@ -21,18 +21,28 @@ pub use http::ServerError;
 pub use tail::{TailArgs, tail};
 
 /// Where a CLI command finds the server, and the key it presents.
+///
+/// The ids are spelled out because the options are global: an id shared with a subcommand's
+/// own argument (`flags get KEY`) would make the two one argument.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Base URL of a running switchyard.
     #[arg(
-        long,
+        id = "server_url",
+        long = "url",
         env = "SWITCHYARD_URL",
         default_value = "http://127.0.0.1:8080",
         global = true
     )]
     pub url: String,
     /// API key: `read` scope to look, `publish` to send, `admin` to change flags and breakers.
-    #[arg(long, env = "SWITCHYARD_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        id = "api_key",
+        long = "key",
+        env = "SWITCHYARD_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub key: Option<String>,
 }
 

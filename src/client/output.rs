@@ -1,6 +1,7 @@
 //! How client commands print: aligned tables, colours on a terminal only, JSON for scripts.
 //!
-//! Everything goes through `anstream`, which drops ANSI escapes when stdout is not a terminal
+//! Output is written with [`line`] and fails rather than panics: a reader that goes away
+//! (`| head`) ends the command quietly (see `cli::run`). Everything goes through `anstream`, which drops ANSI escapes when stdout is not a terminal
 //! or `NO_COLOR` is set (and keeps them with `CLICOLOR_FORCE`), so a command never has to ask
 //! where its output goes. Padding is computed on the plain text before a colour wraps it, so
 //! columns line up whether or not the escapes are there.
@@ -70,7 +71,7 @@ impl Table {
         self.rows.push(cells);
     }
 
-    pub fn print(&self) {
+    pub fn print(&self) -> std::io::Result<()> {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate() {
@@ -80,13 +81,14 @@ impl Table {
             }
         }
         let header: Vec<Cell> = self.headers.iter().map(|h| styled(*h, HEADER)).collect();
-        self.print_row(&header, &widths);
+        self.print_row(&header, &widths)?;
         for row in &self.rows {
-            self.print_row(row, &widths);
+            self.print_row(row, &widths)?;
         }
+        Ok(())
     }
 
-    fn print_row(&self, cells: &[Cell], widths: &[usize]) {
+    fn print_row(&self, cells: &[Cell], widths: &[usize]) -> std::io::Result<()> {
         let mut line = String::new();
         for (i, cell) in cells.iter().enumerate() {
             let width = widths.get(i).copied().unwrap_or(0);
@@ -104,8 +106,14 @@ impl Table {
             }
             line.push_str(&paint(&padded, cell.style));
         }
-        anstream::println!("{line}");
+        self::line(line)
     }
+}
+
+/// Writes one line to stdout, dropping colour escapes when colour is off.
+pub fn line(text: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(anstream::stdout(), "{text}")
 }
 
 /// `text` in `style`; the escapes are stripped on the way out when colour is off.
@@ -119,8 +127,7 @@ pub fn paint(text: &str, style: Style) -> String {
 
 /// The server's JSON as is, for scripts.
 pub fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    Ok(line(serde_json::to_string_pretty(value)?)?)
 }
 
 /// A JSON value as a short cell: strings bare, `null` as `-`.

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::batch::{Item, Origin, batches, parse_items};
-use super::output::print_json;
+use super::output::{line, print_json};
 use super::{ServerArgs, ServerError};
 
 #[derive(Debug, Args)]
@@ -93,7 +93,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         (Some(first), Some(last)) => format!(", offsets {} to {}", first["offset"], last["offset"]),
         _ => String::new(),
     };
-    println!(
+    line(format_args!(
         "accepted {} event{} in {} request{}{offsets}{}",
         receipts.len(),
         if receipts.len() == 1 { "" } else { "s" },
@@ -104,7 +104,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         }
-    );
+    ))?;
     Ok(())
 }
 
@@ -153,9 +153,14 @@ fn progress_bar(events: usize, requests: usize) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(events as u64), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {rate}  eta {eta}")
     {
-        bar.set_style(style);
+        bar.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} events/s", state.per_sec());
+            },
+        ));
     }
     bar
 }

@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::ServerArgs;
-use super::output::{DIM, GOOD, HEADER, Table, cell, paint, print_json, styled, text_of};
+use super::output::{DIM, GOOD, HEADER, Table, cell, line, paint, print_json, styled, text_of};
 
 #[derive(Debug, Args)]
 pub struct StrategyArgs {
@@ -25,13 +25,13 @@ pub async fn run(args: StrategyArgs) -> anyhow::Result<()> {
     if args.json {
         return print_json(&strategy);
     }
-    anstream::println!(
+    line(format_args!(
         "{} {}  decided by {}  (flag revision {})",
         paint("strategy", HEADER),
         paint(&text_of(&strategy["strategy"]), GOOD),
         decided_by(&strategy["decided_by"]),
         text_of(&strategy["revision"]),
-    );
+    ))?;
     let mut table =
         Table::new(&["CATEGORY", "ROUTE", "REALTIME %", "ADAPTERS", "DECIDED BY"]).right(&[2]);
     for route in strategy["categories"].as_array().into_iter().flatten() {
@@ -58,8 +58,7 @@ pub async fn run(args: StrategyArgs) -> anyhow::Result<()> {
             cell(decided_by(&route["decided_by"])),
         ]);
     }
-    table.print();
-    Ok(())
+    Ok(table.print()?)
 }
 
 /// `flag v3`, `env SWITCHYARD_FLAG_BROADCAST_STRATEGY`, `default`.

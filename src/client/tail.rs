@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::output::line;
 use super::{ServerArgs, ws_url};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -34,7 +35,7 @@ pub struct TailArgs {
 
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     let mut request = ws_url(&args.server.url, "/v1/ws")?.into_client_request()?;
-    if let Some(key) = &args.server.key {
+    if let Some(key) = args.server.api_key() {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {key}").parse()?);
@@ -69,9 +70,9 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         };
         let frame: Value = serde_json::from_str(&text)?;
         if args.json {
-            println!("{text}");
+            line(&text)?;
         } else {
-            print_frame(&frame);
+            print_frame(&frame)?;
         }
         if frame["op"] == "event" {
             seen += 1;
@@ -83,11 +84,11 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_frame(frame: &Value) {
+fn print_frame(frame: &Value) -> std::io::Result<()> {
     match frame["op"].as_str() {
         Some("event") => {
             let e = &frame["event"];
-            println!(
+            line(format_args!(
                 "{:>8}  {}  {:<13} {:<24} {:<20} {}",
                 frame["offset"],
                 e["timestamp"].as_str().unwrap_or(""),
@@ -95,7 +96,7 @@ fn print_frame(frame: &Value) {
                 e["event_type"].as_str().unwrap_or(""),
                 e["source"].as_str().unwrap_or(""),
                 e["data"]
-            );
+            ))?;
         }
         Some("subscribed") => eprintln!(
             "subscribed at {}:{} (recovered: {})",
@@ -106,4 +107,5 @@ fn print_frame(frame: &Value) {
         Some("lagged") => eprintln!("lagged: missed {} events", frame["missed"]),
         _ => eprintln!("{frame}"),
     }
+    Ok(())
 }

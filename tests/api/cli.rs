@@ -240,39 +240,35 @@ async fn breaker_force_open_then_status_json_shows_it_forced_open() {
 }
 
 #[tokio::test]
-async fn breaker_watch_prints_a_line_for_each_transition_as_it_happens() {
+async fn breaker_watch_prints_the_state_then_a_line_for_each_transition_as_it_happens() {
     let app = spawn_app().await;
-    let mut command = switchyard(
-        &app,
-        &[
-            "breaker",
-            "watch",
-            "realtime",
-            "--transitions-only",
-            "--json",
-        ],
-        &[],
-    );
+    let mut command = switchyard(&app, &["breaker", "watch", "realtime", "--json"], &[]);
     let mut watch = command.stdout(Stdio::piped()).spawn().expect("run watch");
     let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("watch printed nothing in time")
+            .expect("read watch output")
+            .expect("watch ended");
+        serde_json::from_str(&line).expect("a JSON line")
+    };
 
-    // The watch is connected once the breaker stream has a subscriber; force until a line
-    // shows (a force before it connected is simply not seen).
-    let mut seen = None;
-    for _ in 0..50 {
-        assert_success(&run(&app, &["breaker", "force-open", "realtime"]).await);
-        if let Ok(line) =
-            tokio::time::timeout(std::time::Duration::from_millis(200), lines.next_line()).await
-        {
-            seen = line.expect("read watch output");
-            break;
+    // The current state comes first: once it is printed, the watch is following.
+    let first = next().await;
+    assert_eq!(first["event"], "state", "{first}");
+    assert_eq!(first["data"]["state"], "closed", "{first}");
+    assert_success(&run(&app, &["breaker", "force-open", "realtime"]).await);
+
+    let transition = loop {
+        let line = next().await;
+        if line["event"] == "transition" {
+            break line;
         }
-        assert_success(&run(&app, &["breaker", "auto", "realtime"]).await);
-    }
-    let line: Value =
-        serde_json::from_str(&seen.expect("watch printed nothing")).expect("JSON line");
-    assert_eq!(line["event"], "transition");
-    assert_eq!(line["data"]["breaker"], "realtime");
+        assert_eq!(line["event"], "sample", "{line}");
+    };
+    assert_eq!(transition["data"]["breaker"], "realtime");
+    assert_eq!(transition["data"]["to"], "forced_open");
     watch.kill().await.expect("stop watch");
 }
 
@@ -345,7 +341,7 @@ async fn a_wrong_key_exits_non_zero_explaining_the_401() {
     let output = run(&app, &["breaker", "status", "--key", "sy_not-a-key"]).await;
     let err = assert_failure(&output);
     assert!(err.contains("401 Unauthorized"), "{err}");
-    assert!(err.contains("the key was not accepted"), "{err}");
+    assert!(err.contains("check --key or SWITCHYARD_KEY"), "{err}");
 
     let mut no_key = switchyard(&app, &["strategy"], &[]);
     no_key.env_remove("SWITCHYARD_KEY");
@@ -383,4 +379,51 @@ async fn a_server_that_is_down_is_one_clear_line() {
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn watch_ends_quietly_when_its_reader_goes_away() {
+    let app = spawn_app().await;
+    let mut command = switchyard(&app, &["breaker", "watch"], &[]);
+    let mut watch = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run watch");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a first line in time");
+    assert!(
+        first
+            .expect("read")
+            .is_some_and(|line| line.contains("realtime"))
+    );
+
+    // As `| head -1` does: the reader closes the pipe; the next line (a sample) cannot go out.
+    drop(lines);
+    let output = tokio::time::timeout(WAIT, watch.wait_with_output())
+        .await
+        .expect("watch did not end after its reader went away")
+        .expect("watch ran");
+    let err = stderr(&output);
+    assert!(output.status.success(), "{:?}: {err}", output.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[tokio::test]
+async fn flags_commands_take_a_flag_key_next_to_the_global_key_option() {
+    let app = spawn_app().await;
+
+    let off = run(
+        &app,
+        &["flags", "off", "broadcast.strategy", "--reason", "cli test"],
+    )
+    .await;
+    assert_success(&off);
+    let history = run(&app, &["flags", "history", "broadcast.strategy", "--json"]).await;
+
+    assert_success(&history);
+    let rows: Value = serde_json::from_str(&stdout(&history)).expect("JSON history");
+    assert_eq!(rows[0]["reason"], "cli test", "{rows:#}");
 }
