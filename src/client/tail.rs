@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::output::line;
+use super::output::{BAD, DIM, line, paint};
 use super::{ServerArgs, ws_url};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -88,11 +88,19 @@ fn print_frame(frame: &Value) -> std::io::Result<()> {
     match frame["op"].as_str() {
         Some("event") => {
             let e = &frame["event"];
+            let category = e["category"].as_str().unwrap_or("");
+            // Critical events stand out and debug ones recede; padded before the colour.
+            let style = match category {
+                "critical" => BAD,
+                "debug" => DIM,
+                _ => anstyle::Style::new(),
+            };
             line(format_args!(
-                "{:>8}  {}  {:<13} {:<24} {:<20} {}",
-                frame["offset"],
+                "{:>8}  {}  {} {:<24} {:<20} {}",
+                // A `Value` ignores the width; its text does not.
+                frame["offset"].to_string(),
                 e["timestamp"].as_str().unwrap_or(""),
-                e["category"].as_str().unwrap_or(""),
+                paint(&format!("{category:<13}"), style),
                 e["event_type"].as_str().unwrap_or(""),
                 e["source"].as_str().unwrap_or(""),
                 e["data"]

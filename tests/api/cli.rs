@@ -232,6 +232,20 @@ async fn breaker_force_open_then_status_json_shows_it_forced_open() {
     assert_eq!(status["state"], "forced_open");
     assert_eq!(status["mode"], "force_open");
 
+    // The one-breaker view shows its recent history too (written in the background).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let view = stdout(&run(&app, &["breaker", "status", "realtime"]).await);
+        if view.contains("maintenance") {
+            assert!(view.contains("closed  forced_open"), "{view}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no history in {view}"
+        );
+    }
+
     let auto = run(&app, &["breaker", "auto", "realtime", "--json"]).await;
     assert_success(&auto);
     let all = run(&app, &["breaker", "status", "--json"]).await;

@@ -7,8 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::output::{self, Table, cell, line, paint, print_json, state_style, styled, text_of};
-use super::sse::SseReader;
 use super::{ServerArgs, ServerError};
+
+mod watch;
 
 #[derive(Debug, Args)]
 pub struct BreakerArgs {
@@ -60,7 +61,7 @@ pub async fn run(args: BreakerArgs) -> anyhow::Result<()> {
         BreakerCommand::Watch {
             name,
             transitions_only,
-        } => return watch(server, name.as_deref(), *transitions_only, args.json).await,
+        } => return watch::run(server, name.as_deref(), *transitions_only, args.json).await,
         BreakerCommand::ForceOpen(target) => ("force_open", target),
         BreakerCommand::ForceClosed(target) => ("force_closed", target),
         BreakerCommand::Disable(target) => ("disable", target),
@@ -93,10 +94,46 @@ async fn status(server: &ServerArgs, name: Option<&str>, json: bool) -> anyhow::
     if json {
         return print_json(&result);
     }
-    Ok(match result {
-        Value::Array(all) => print_statuses(&all),
-        one => print_statuses(std::slice::from_ref(&one)),
-    }?)
+    match (result, name) {
+        (Value::Array(all), _) => print_statuses(&all)?,
+        (one, Some(name)) => {
+            print_statuses(std::slice::from_ref(&one))?;
+            print_recent_transitions(server, name).await?;
+        }
+        (one, None) => print_statuses(std::slice::from_ref(&one))?,
+    }
+    Ok(())
+}
+
+/// The last few transitions of one breaker, from its history. The history lives in the
+/// control store; when that is down the status above still stands, so this only says so.
+async fn print_recent_transitions(server: &ServerArgs, name: &str) -> std::io::Result<()> {
+    const RECENT: usize = 5;
+    let path = format!("/v1/breakers/{}/transitions?limit={RECENT}", encode(name));
+    let rows = match server.request(Method::GET, &path, None).await {
+        Ok(Value::Array(rows)) => rows,
+        Ok(_) => Vec::new(),
+        Err(e) => return line(paint(&format!("\nhistory unavailable: {e}"), output::DIM)),
+    };
+    if rows.is_empty() {
+        return line(paint("\nno transitions recorded yet", output::DIM));
+    }
+    line("")?;
+    let mut table = Table::new(&["AT", "FROM", "TO", "REASON", "BY"]);
+    for row in &rows {
+        let (from, to) = (
+            row["from"].as_str().unwrap_or(""),
+            row["to"].as_str().unwrap_or(""),
+        );
+        table.row(vec![
+            cell(short_time(&row["at"])),
+            styled(from, state_style(from)),
+            styled(to, state_style(to)),
+            cell(text_of(&row["reason"])),
+            cell(text_of(&row["actor"])),
+        ]);
+    }
+    table.print()
 }
 
 fn print_statuses(statuses: &[Value]) -> std::io::Result<()> {
@@ -129,107 +166,8 @@ fn print_statuses(statuses: &[Value]) -> std::io::Result<()> {
     table.print()
 }
 
-/// Follows `/v1/breakers/stream` until Ctrl-C or the server ends it.
-async fn watch(
-    server: &ServerArgs,
-    name: Option<&str>,
-    transitions_only: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    if let Some(name) = name {
-        // Fail with "no breaker `x`" now rather than print nothing forever.
-        let path = format!("/v1/breakers/{}", encode(name));
-        if let Err(e) = server.request(Method::GET, &path, None).await {
-            return Err(unknown_breaker(server, e).await);
-        }
-    }
-    let mut stream = SseReader::new(server.open_stream("/v1/breakers/stream").await?);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        let event = tokio::select! {
-            _ = &mut ctrl_c => return Ok(()),
-            event = stream.next() => match event? {
-                Some(event) => event,
-                None => {
-                    eprintln!("the server ended the stream");
-                    return Ok(());
-                }
-            },
-        };
-        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-        let wanted = |breaker: &Value| name.is_none_or(|n| breaker.as_str() == Some(n));
-        match event.event.as_str() {
-            "transition" if wanted(&data["breaker"]) => {
-                if json {
-                    line(json!({"event": "transition", "data": data}))?;
-                } else {
-                    print_transition(&data)?;
-                }
-            }
-            "state" | "sample" if transitions_only => {}
-            "state" if wanted(&data["name"]) => {
-                if json {
-                    line(json!({"event": "state", "data": data}))?;
-                } else {
-                    print_sample_line(&data)?;
-                }
-            }
-            "sample" => {
-                let breakers: Vec<&Value> = data["breakers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|b| wanted(&b["name"]))
-                    .collect();
-                if json {
-                    line(json!({"event": "sample", "data": {"breakers": breakers}}))?;
-                } else {
-                    for breaker in breakers {
-                        print_sample_line(breaker)?;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn print_transition(t: &Value) -> std::io::Result<()> {
-    let (from, to) = (
-        t["from"].as_str().unwrap_or(""),
-        t["to"].as_str().unwrap_or(""),
-    );
-    let by = t["actor"]
-        .as_str()
-        .map(|actor| format!(" (by {actor})"))
-        .unwrap_or_default();
-    line(format_args!(
-        "{}  {:<12}  {} -> {}  {}{by}",
-        short_time(&t["at"]),
-        text_of(&t["breaker"]),
-        paint(from, state_style(from)),
-        paint(&format!("{to:<13}"), state_style(to)),
-        text_of(&t["reason"]),
-    ))
-}
-
-fn print_sample_line(s: &Value) -> std::io::Result<()> {
-    let state = s["state"].as_str().unwrap_or("");
-    line(format_args!(
-        "{}  {:<12}  {}  failures {:<3} rate {:<14} calls {:<20} p99 {}",
-        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-        text_of(&s["name"]),
-        paint(&format!("{state:<13}"), state_style(state)),
-        text_of(&s["consecutive_failures"]),
-        failure_rate(s),
-        calls(s),
-        p99(s),
-    ))
-}
-
 /// A 404 for a named breaker, with the names that do exist.
-async fn unknown_breaker(server: &ServerArgs, error: anyhow::Error) -> anyhow::Error {
+pub(super) async fn unknown_breaker(server: &ServerArgs, error: anyhow::Error) -> anyhow::Error {
     let Some(refused) = error.downcast_ref::<ServerError>() else {
         return error;
     };
@@ -243,12 +181,12 @@ async fn unknown_breaker(server: &ServerArgs, error: anyhow::Error) -> anyhow::E
     anyhow::anyhow!("{refused} (known breakers: {})", known.join(", "))
 }
 
-fn encode(segment: &str) -> String {
+pub(super) fn encode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
 /// `2025-10-18T12:00:00.123456Z` -> `2025-10-18T12:00:00Z`; `-` for none.
-fn short_time(value: &Value) -> String {
+pub(super) fn short_time(value: &Value) -> String {
     match value
         .as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -261,12 +199,12 @@ fn short_time(value: &Value) -> String {
     }
 }
 
-fn failure_rate(s: &Value) -> String {
+pub(super) fn failure_rate(s: &Value) -> String {
     let rate = s["failure_rate"].as_f64().unwrap_or(0.0) * 100.0;
     format!("{rate:.1}% of {}", text_of(&s["window_calls"]))
 }
 
-fn calls(s: &Value) -> String {
+pub(super) fn calls(s: &Value) -> String {
     let c = &s["calls"];
     format!(
         "{}/{}/{}/{}",
@@ -277,7 +215,7 @@ fn calls(s: &Value) -> String {
     )
 }
 
-fn p99(s: &Value) -> String {
+pub(super) fn p99(s: &Value) -> String {
     match s["latency_ms"]["p99"].as_f64() {
         Some(ms) => format!("{ms:.1} ms"),
         None => "-".into(),
