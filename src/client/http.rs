@@ -49,9 +49,26 @@ pub struct ServerError {
     pub fields: Vec<FieldProblem>,
     /// What the operator can do about it, when the status says.
     pub hint: Option<&'static str>,
+    /// Seconds the server asked to wait before trying again (`Retry-After`, with a 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ServerError {
+    /// The refusal in `response`, read whole.
+    async fn read(response: Response, had_key: bool) -> Self {
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = response.text().await.unwrap_or_default();
+        Self {
+            retry_after,
+            ..Self::from_body(status, &body, had_key)
+        }
+    }
+
     fn from_body(status: reqwest::StatusCode, body: &str, had_key: bool) -> Self {
         let value: Value = serde_json::from_str(body).unwrap_or(Value::Null);
         let detail = value["detail"]
@@ -79,6 +96,7 @@ impl ServerError {
             detail,
             fields,
             hint,
+            retry_after: None,
         }
     }
 
@@ -165,18 +183,20 @@ impl ServerArgs {
         if response.status().is_success() {
             return Ok(response);
         }
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        Err(ServerError::from_body(status, &body, self.api_key().is_some()).into())
+        Err(ServerError::read(response, self.api_key().is_some())
+            .await
+            .into())
     }
 
     async fn json_reply(&self, request: RequestBuilder) -> anyhow::Result<Value> {
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| self.unreachable(&e))?;
         if !status.is_success() {
-            return Err(ServerError::from_body(status, &body, self.api_key().is_some()).into());
+            return Err(ServerError::read(response, self.api_key().is_some())
+                .await
+                .into());
         }
+        let body = response.text().await.map_err(|e| self.unreachable(&e))?;
         serde_json::from_str(&body).map_err(|e| {
             anyhow::anyhow!(
                 "{} answered {status} with a body that is not JSON: {e}",

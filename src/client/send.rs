@@ -73,7 +73,7 @@ pub async fn run(args: SendArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        match args.server.post_json_text("/v1/events", body).await {
+        match post_batch(&args.server, body, n, &progress).await {
             Ok(reply) => {
                 receipts.extend(reply["events"].as_array().into_iter().flatten().cloned());
                 progress.inc(range.len() as u64);
@@ -144,6 +144,42 @@ async fn read_items(args: &SendArgs) -> anyhow::Result<Vec<Item>> {
         }
     };
     parse_items(&text)
+}
+
+/// How often a batch the server shed is tried again. A 503 (at its concurrency limit, or its
+/// key store unreachable) comes before any event is taken, so a retry cannot publish twice.
+const RETRIES: u32 = 5;
+
+async fn post_batch(
+    server: &ServerArgs,
+    body: String,
+    batch: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<Value> {
+    let mut attempt = 0;
+    loop {
+        let error = match server.post_json_text("/v1/events", body.clone()).await {
+            Ok(reply) => return Ok(reply),
+            Err(error) => error,
+        };
+        let wait = error
+            .downcast_ref::<ServerError>()
+            .filter(|refusal| refusal.status == 503)
+            .map(|refusal| refusal.retry_after.unwrap_or(1).clamp(1, 10));
+        match wait {
+            Some(wait) if attempt < RETRIES => {
+                attempt += 1;
+                progress.suspend(|| {
+                    eprintln!(
+                        "the server is busy (503); sending batch {} again in {wait} s ({attempt}/{RETRIES})",
+                        batch + 1
+                    )
+                });
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            }
+            _ => return Err(error),
+        }
+    }
 }
 
 /// A bar on stderr for inputs of more than one request, when stderr is a terminal.

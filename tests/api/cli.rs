@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use uuid::Uuid;
 
-use crate::support::{TestApp, WAIT, spawn_app};
+use crate::support::{TestApp, WAIT, spawn_app, spawn_app_with};
 
 /// The binary with the app's URL and admin key in its environment, and nothing else from the
 /// test's (no inherited `NO_COLOR` or `CLICOLOR_FORCE`).
@@ -440,4 +440,65 @@ async fn flags_commands_take_a_flag_key_next_to_the_global_key_option() {
     assert_success(&history);
     let rows: Value = serde_json::from_str(&stdout(&history)).expect("JSON history");
     assert_eq!(rows[0]["reason"], "cli test", "{rows:#}");
+}
+
+#[tokio::test]
+async fn send_tries_a_shed_batch_again_and_publishes_it_once() {
+    let app = spawn_app_with(|config| config.max_concurrent_requests = 1).await;
+    // Hold the one request slot: a publish whose body never ends until we say so.
+    let (body, held) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let request = app
+        .client
+        .post(app.url("/v1/events"))
+        .bearer_auth(&app.admin_key)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(held),
+        ))
+        .send();
+    let holder = tokio::spawn(request);
+    body.send(Ok(b"[".to_vec()))
+        .await
+        .expect("send the first byte");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.get("/health/live", app.admin()).await.status() != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was never taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+
+    let mut command = switchyard(&app, &["send"], &[]);
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut send = command.spawn().expect("run send");
+    let mut stdin = send.stdin.take().expect("stdin");
+    stdin
+        .write_all(ndjson(10).as_bytes())
+        .await
+        .expect("write stdin");
+    drop(stdin);
+    let mut errors = BufReader::new(send.stderr.take().expect("stderr")).lines();
+    let busy = tokio::time::timeout(WAIT, errors.next_line())
+        .await
+        .expect("no retry notice in time")
+        .expect("read stderr")
+        .expect("stderr ended");
+    assert!(busy.contains("the server is busy (503)"), "{busy}");
+
+    drop(body); // The held request ends (refused: its body is not JSON), freeing the slot.
+    let _ = holder.await;
+    let output = tokio::time::timeout(WAIT, send.wait_with_output())
+        .await
+        .expect("send did not finish in time")
+        .expect("send ran");
+    assert_success(&output);
+    assert_eq!(
+        app.state.hub.head(),
+        10,
+        "the batch was not published exactly once"
+    );
 }
