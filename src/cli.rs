@@ -1,10 +1,12 @@
-//! The command line: `serve`, `tail`, `keys`, `bench`.
+//! The command line: `serve`; the client commands (`tail`, `send`, `flags`, `breaker`,
+//! `strategy`, in `crate::client`); `keys`, `openapi`, `bench`.
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::auth::Scope;
+use crate::client::output::{Table, cell, line};
 use crate::client::{self, TailArgs};
 use crate::config::Config;
 use crate::{Application, app, bench, store, telemetry};
@@ -26,14 +28,23 @@ pub enum Command {
     Serve(Box<Config>),
     /// Subscribe to a running switchyard and print events as lines.
     Tail(TailArgs),
+    /// Publish events from arguments, a file or stdin.
+    Send(client::send::SendArgs),
     /// Read and flip flags on a running switchyard.
     Flags(client::flags::FlagsArgs),
+    /// The circuit breakers: status, a live watch, and forcing or resetting them.
+    Breaker(client::breaker::BreakerArgs),
+    /// Where events go now: the broadcast strategy and each category's route.
+    Strategy(client::strategy::StrategyArgs),
     /// Manage API keys (talks to the control store directly).
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
         #[command(flatten)]
         db: DatabaseArgs,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
@@ -80,21 +91,35 @@ pub async fn run(cli: Cli) -> ExitCode {
             serve(*config).await
         }
         Command::Tail(args) => client::tail(args).await,
+        Command::Send(args) => client::send::run(args).await,
         Command::Flags(args) => client::flags::run(args).await,
-        Command::Keys { command, db } => keys(command, &db.database_url).await,
+        Command::Breaker(args) => client::breaker::run(args).await,
+        Command::Strategy(args) => client::strategy::run(args).await,
+        Command::Keys { command, db, json } => keys(command, &db.database_url, json).await,
         Command::Bench { command } => bench::run(command).await,
-        Command::Openapi => {
-            print!("{}", crate::api::openapi_json());
-            Ok(())
-        }
+        Command::Openapi => std::io::Write::write_all(
+            &mut std::io::stdout(),
+            crate::api::openapi_json().as_bytes(),
+        )
+        .map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): it has what it wanted; end quietly.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -104,7 +129,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn keys(command: KeysCommand, database_url: &str) -> anyhow::Result<()> {
+async fn keys(command: KeysCommand, database_url: &str, json: bool) -> anyhow::Result<()> {
     let pool = store::connect_and_migrate(database_url).await?;
     match command {
         KeysCommand::Create { scope, name } => {
@@ -130,33 +155,38 @@ async fn keys(command: KeysCommand, database_url: &str) -> anyhow::Result<()> {
                 scope.as_str(),
                 created.record.name
             );
-            println!("{}", created.key);
+            if json {
+                line(serde_json::to_string_pretty(&created)?)?;
+            } else {
+                line(&created.key)?;
+            }
         }
         KeysCommand::List => {
-            println!(
-                "{:<38} {:<24} {:<8} {:<12} {:<26} REVOKED",
-                "ID", "NAME", "SCOPE", "PREFIX", "CREATED"
-            );
-            for key in store::keys::list(&pool).await? {
-                println!(
-                    "{:<38} {:<24} {:<8} {:<12} {:<26} {}",
-                    key.id,
-                    key.name,
-                    key.scope.as_str(),
-                    key.prefix,
-                    key.created_at.to_rfc3339(),
-                    key.revoked_at
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_else(|| "-".into())
-                );
+            let keys = store::keys::list(&pool).await?;
+            if json {
+                return Ok(line(serde_json::to_string_pretty(&keys)?)?);
             }
+            let mut table = Table::new(&["ID", "NAME", "SCOPE", "PREFIX", "CREATED", "REVOKED"]);
+            for key in keys {
+                let revoked = key.revoked_at.map(|t| t.to_rfc3339());
+                table.row(vec![
+                    cell(key.id.to_string()),
+                    cell(key.name),
+                    cell(key.scope.as_str()),
+                    cell(key.prefix),
+                    cell(key.created_at.to_rfc3339()),
+                    cell(revoked.unwrap_or_else(|| "-".into())),
+                ]);
+            }
+            table.print()?;
         }
         KeysCommand::Revoke { name_or_id } => {
             match store::keys::revoke(&pool, &name_or_id).await? {
-                Some(key) => println!(
+                Some(key) if json => line(serde_json::to_string_pretty(&key)?)?,
+                Some(key) => line(format_args!(
                     "revoked `{}` ({}); running servers stop accepting it within 30 s",
                     key.name, key.id
-                ),
+                ))?,
                 None => anyhow::bail!("no active key named `{name_or_id}`"),
             }
         }

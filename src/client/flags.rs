@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::ServerArgs;
+use super::output::{DIM, GOOD, Table, cell, line, styled, text_of};
 
 #[derive(Debug, Args)]
 pub struct FlagsArgs {
@@ -105,19 +106,13 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
-        return Ok(());
+        return super::output::print_json(&result);
     }
     match &args.command {
         FlagsCommand::List => {
-            println!(
-                "{:<36} {:<8} {:<4} {:>7}  {:<7} {:>3}  DESCRIPTION",
-                "KEY", "TYPE", "ON", "ROLLOUT", "SOURCE", "VER"
-            );
-            for flag in result["flags"].as_array().into_iter().flatten() {
-                print_row(flag, env);
-            }
-            println!(
+            let flags: Vec<&Value> = result["flags"].as_array().into_iter().flatten().collect();
+            print_table(&flags, env)?;
+            line(format_args!(
                 "revision {}{}",
                 result["revision"],
                 if result["stale"] == json!(true) {
@@ -125,57 +120,67 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
                 } else {
                     ""
                 }
-            );
+            ))?;
         }
         FlagsCommand::History { .. } => {
+            let mut table = Table::new(&["VER", "AT", "ACTION", "ACTOR", "REASON"]).right(&[0]);
             for row in result.as_array().into_iter().flatten() {
-                println!(
-                    "v{:<4} {}  {:<10} {:<24} {}",
-                    row["version"],
-                    row["created_at"].as_str().unwrap_or(""),
-                    row["action"].as_str().unwrap_or(""),
-                    row["actor"].as_str().unwrap_or(""),
-                    row["reason"].as_str().unwrap_or("")
-                );
+                table.row(vec![
+                    cell(format!("v{}", text_of(&row["version"]))),
+                    cell(text_of(&row["created_at"])),
+                    cell(text_of(&row["action"])),
+                    cell(text_of(&row["actor"])),
+                    cell(row["reason"].as_str().unwrap_or("")),
+                ]);
             }
+            table.print()?;
         }
-        _ => {
-            println!(
-                "{:<36} {:<8} {:<4} {:>7}  {:<7} {:>3}  DESCRIPTION",
-                "KEY", "TYPE", "ON", "ROLLOUT", "SOURCE", "VER"
-            );
-            print_row(&result, env);
-        }
+        _ => print_table(&[&result], env)?,
     }
     Ok(())
 }
 
-fn print_row(flag: &Value, env: &str) {
-    let state = &flag["environments"][env];
-    let on = if state["enabled"] == json!(true) {
-        "on"
-    } else {
-        "off"
-    };
-    let rollout = match state["rollout"]["percentage"].as_f64() {
-        Some(p) => format!("{p}%"),
-        None if state.is_null() => "-".to_string(),
-        None => "100%".to_string(),
-    };
-    let description: String = flag["description"]
-        .as_str()
-        .unwrap_or("")
-        .chars()
-        .take(60)
-        .collect();
-    println!(
-        "{:<36} {:<8} {:<4} {:>7}  {:<7} {:>3}  {}",
-        flag["key"].as_str().unwrap_or(""),
-        flag["type"].as_str().unwrap_or(""),
-        on,
-        rollout,
-        flag["source"].as_str().unwrap_or(""),
-        flag["version"],
-        description
-    );
+/// The flags in `env`: on in green, off dimmed.
+fn print_table(flags: &[&Value], env: &str) -> std::io::Result<()> {
+    let mut table = Table::new(&[
+        "KEY",
+        "TYPE",
+        "ON",
+        "ROLLOUT",
+        "SOURCE",
+        "VER",
+        "DESCRIPTION",
+    ])
+    .right(&[3, 5]);
+    for flag in flags {
+        let state = &flag["environments"][env];
+        let on = if state["enabled"] == json!(true) {
+            styled("on", GOOD)
+        } else {
+            styled("off", DIM)
+        };
+        let rollout = match state["rollout"]["percentage"].as_f64() {
+            Some(p) => format!("{p}%"),
+            None if state.is_null() => "-".to_string(),
+            None => "100%".to_string(),
+        };
+        let description: String = flag["description"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect::<String>()
+            .trim_end()
+            .to_string();
+        table.row(vec![
+            cell(text_of(&flag["key"])),
+            cell(text_of(&flag["type"])),
+            on,
+            cell(rollout),
+            cell(text_of(&flag["source"])),
+            cell(text_of(&flag["version"])),
+            cell(description),
+        ]);
+    }
+    table.print()
 }

@@ -2,6 +2,7 @@
 
 use clap::Args;
 
+use super::output::{BAD, DIM, line, paint};
 use super::{ServerArgs, ws_url};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -34,7 +35,7 @@ pub struct TailArgs {
 
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     let mut request = ws_url(&args.server.url, "/v1/ws")?.into_client_request()?;
-    if let Some(key) = &args.server.key {
+    if let Some(key) = args.server.api_key() {
         request
             .headers_mut()
             .insert("authorization", format!("Bearer {key}").parse()?);
@@ -69,9 +70,9 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         };
         let frame: Value = serde_json::from_str(&text)?;
         if args.json {
-            println!("{text}");
+            line(&text)?;
         } else {
-            print_frame(&frame);
+            print_frame(&frame)?;
         }
         if frame["op"] == "event" {
             seen += 1;
@@ -83,19 +84,27 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_frame(frame: &Value) {
+fn print_frame(frame: &Value) -> std::io::Result<()> {
     match frame["op"].as_str() {
         Some("event") => {
             let e = &frame["event"];
-            println!(
-                "{:>8}  {}  {:<13} {:<24} {:<20} {}",
-                frame["offset"],
+            let category = e["category"].as_str().unwrap_or("");
+            // Critical events stand out and debug ones recede; padded before the colour.
+            let style = match category {
+                "critical" => BAD,
+                "debug" => DIM,
+                _ => anstyle::Style::new(),
+            };
+            line(format_args!(
+                "{:>8}  {}  {} {:<24} {:<20} {}",
+                // A `Value` ignores the width; its text does not.
+                frame["offset"].to_string(),
                 e["timestamp"].as_str().unwrap_or(""),
-                e["category"].as_str().unwrap_or(""),
+                paint(&format!("{category:<13}"), style),
                 e["event_type"].as_str().unwrap_or(""),
                 e["source"].as_str().unwrap_or(""),
                 e["data"]
-            );
+            ))?;
         }
         Some("subscribed") => eprintln!(
             "subscribed at {}:{} (recovered: {})",
@@ -106,4 +115,5 @@ fn print_frame(frame: &Value) {
         Some("lagged") => eprintln!("lagged: missed {} events", frame["missed"]),
         _ => eprintln!("{frame}"),
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod breakers;
+mod cli;
 mod consistency;
 mod dashboard_page;
 mod dashboards;
