@@ -161,6 +161,10 @@
   /** Shows one flag as the server now has it, leaving the other rows (and their inputs) alone. */
   function showFlag(flag) {
     var row = document.querySelector('#flags tr[data-flag="' + CSS.escape(flag.key) + '"]');
+    var shown = view.flags.get(flag.key);
+    // The same version again (a write's answer, then the reload its announcement triggers):
+    // keep the row, so a value being typed into it is not wiped.
+    if (row && shown && shown.version === flag.version && shown.source === flag.source) return;
     var isNew = !view.flags.has(flag.key);
     view.flags.set(flag.key, flag);
     if (row && !isNew) row.replaceWith(flagRow(flag)); else { renderEnvironments(); renderFlags(); }

@@ -31,7 +31,7 @@ use crate::api::AppState;
 use crate::breaker::{BreakerState, Transition};
 use crate::{Application, config::Config};
 
-mod stream;
+pub(super) mod stream;
 
 use stream::{Listener, Producer};
 

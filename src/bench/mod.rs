@@ -25,6 +25,7 @@ mod report;
 mod scratch;
 mod sink;
 mod subscriber;
+mod validator;
 
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub enum BenchCommand {
     /// proxy, a steady stream over HTTP and a WebSocket subscriber; blackhole the target,
     /// restore it, and time open, fallback delivery and recovery; count events lost.
     Failover(failover::FailoverArgs),
+    /// The consistency validator's cost: ingest throughput with validation off and on in the
+    /// same run, and the server's memory at a steady rate with each.
+    Validator(validator::ValidatorArgs),
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -65,6 +69,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Propagation(args) => propagation::run(args).await,
         BenchCommand::Evaluate(args) => evaluate::run(args).await,
         BenchCommand::Failover(args) => failover::run(args).await,
+        BenchCommand::Validator(args) => validator::run(args).await,
     }
 }
 

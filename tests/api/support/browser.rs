@@ -99,10 +99,22 @@ impl Browser {
     }
 
     /// Types `text` into the element `css` (after clearing it).
+    /// A page may re-render the element between finding and typing (a stale reference); the
+    /// element is then found again, a few times at most.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        element.clear().await.expect("clear the field");
-        element.send_keys(text).await.expect("type into the field");
+        let mut attempts = 0;
+        loop {
+            let element = self.find(css).await;
+            let typed = match element.clear().await {
+                Ok(()) => element.send_keys(text).await,
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return,
+                Err(e) if attempts < 3 && e.to_string().contains("stale element") => attempts += 1,
+                Err(e) => panic!("cannot type into `{css}`: {e}"),
+            }
+        }
     }
 
     pub async fn click(&self, css: &str) {
