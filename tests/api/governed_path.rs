@@ -79,7 +79,17 @@ impl Drill {
     /// Waits until the target table holds every id in `want`; returns all its ids (read
     /// directly, not through the proxy).
     async fn rows_once_complete(&self, want: &HashSet<Uuid>) -> Vec<Uuid> {
-        let pool = sqlx::PgPool::connect(&self.target.url()).await.unwrap();
+        // The app creates the target database with its first write: it may not exist yet.
+        let pool = tokio::time::timeout(WAIT, async {
+            loop {
+                match sqlx::PgPool::connect(&self.target.url()).await {
+                    Ok(pool) => return pool,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await
+        .expect("the target database exists");
         let rows = tokio::time::timeout(WAIT, async {
             loop {
                 let rows: Vec<Uuid> =
@@ -327,4 +337,66 @@ async fn flipping_the_strategy_100_times_during_a_stream_loses_and_duplicates_no
         "each routed event was submitted once: {status:#?}"
     );
     assert_eq!(status.skipped_duplicates, 0, "{status:#?}");
+}
+
+#[tokio::test]
+async fn a_dashboard_moving_from_realtime_to_websocket_resumes_from_its_last_row_without_a_gap() {
+    let drill = Drill::start(300).await;
+    drill.app.set_strategy("realtime").await;
+    drill.wait_for_strategy("realtime").await;
+    let mut seen = Vec::new();
+    for i in 0..20 {
+        let body = drill
+            .app
+            .publish_ok(&json!({"event_type": "stats", "source": "dash", "data": {"i": i}}))
+            .await;
+        seen.extend(receipts(&body));
+    }
+    let routed: HashSet<Uuid> = seen.iter().map(|a| a.id).collect();
+    drill.rows_once_complete(&routed).await;
+    // What a Realtime dashboard saw last: the newest row, with its (epoch, sequence_id).
+    let target = sqlx::PgPool::connect(&drill.target.url()).await.unwrap();
+    let (epoch, offset): (String, i64) = sqlx::query_as(
+        "SELECT epoch, sequence_id FROM monitoring.monitoring_events ORDER BY sequence_id DESC LIMIT 1",
+    )
+    .fetch_one(&target)
+    .await
+    .unwrap();
+    target.close().await;
+
+    // Realtime fails; events keep coming and never reach the table.
+    let mut transitions = drill.transitions();
+    drill.proxy.set(Fault::Blackhole);
+    let mut missed = Vec::new();
+    for i in 0..10 {
+        let body = drill
+            .app
+            .publish_ok(&json!({"event_type": "stats", "source": "dash", "data": {"late": i}}))
+            .await;
+        missed.extend(receipts(&body).into_iter().map(|a| a.id));
+    }
+    wait_for(&mut transitions, BreakerState::Open).await;
+
+    // Told to move, the dashboard subscribes on /v1/ws from its last row.
+    let (mut ws, subscribed) = drill
+        .app
+        .subscribe_v1(json!({"op": "subscribe", "since": {"epoch": epoch, "offset": offset}}))
+        .await;
+    assert_eq!(subscribed["recovered"], true, "{subscribed}");
+    let mut resumed = Vec::new();
+    for _ in 0..missed.len() {
+        let frame = next_event(&mut ws).await;
+        resumed.push(
+            frame["event"]["id"]
+                .as_str()
+                .unwrap()
+                .parse::<Uuid>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        resumed, missed,
+        "exactly the events after its last row, in order"
+    );
+    drill.app.assert_nothing_was_broadcast(&mut ws).await;
 }
