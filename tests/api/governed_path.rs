@@ -79,39 +79,15 @@ impl Drill {
     /// Waits until the target table holds every id in `want`; returns all its ids (read
     /// directly, not through the proxy).
     async fn rows_once_complete(&self, want: &HashSet<Uuid>) -> Vec<Uuid> {
-        // The app creates the target database with its first write: it may not exist yet.
-        let pool = tokio::time::timeout(WAIT, async {
-            loop {
-                match sqlx::PgPool::connect(&self.target.url()).await {
-                    Ok(pool) => return pool,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-        })
-        .await
-        .expect("the target database exists");
-        let rows = tokio::time::timeout(WAIT, async {
-            loop {
-                let rows: Vec<Uuid> =
-                    sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
-                        .fetch_all(&pool)
-                        .await
-                        .unwrap_or_default();
-                if want.is_subset(&rows.iter().copied().collect()) {
-                    return rows;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the target never held every routed event: {:#?}",
-                self.realtime()
-            )
-        });
-        pool.close().await;
-        rows
+        self.target
+            .realtime_ids_holding(want)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "the target never held every routed event: {:#?}",
+                    self.realtime()
+                )
+            })
     }
 }
 

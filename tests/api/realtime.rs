@@ -158,30 +158,16 @@ impl Rig {
     /// Waits until the target holds every id in `ids`; returns its ids (a direct connection,
     /// not through the proxy).
     async fn wait_for_rows(&self, ids: &[Uuid]) -> Vec<Uuid> {
-        let pool = sqlx::PgPool::connect(&self.target.url()).await.unwrap();
         let want: HashSet<Uuid> = ids.iter().copied().collect();
-        let rows = tokio::time::timeout(WAIT, async {
-            loop {
-                let rows: Vec<Uuid> =
-                    sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
-                        .fetch_all(&pool)
-                        .await
-                        .unwrap_or_default();
-                if want.is_subset(&rows.iter().copied().collect()) {
-                    return rows;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "the target never held every event: {:#?}",
-                self.path.status()
-            )
-        });
-        pool.close().await;
-        rows
+        self.target
+            .realtime_ids_holding(&want)
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "the target never held every event: {:#?}",
+                    self.path.status()
+                )
+            })
     }
 
     async fn stop(self) {

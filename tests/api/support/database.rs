@@ -55,6 +55,42 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// Waits (up to `WAIT`) until this database's `monitoring.monitoring_events` holds every
+    /// id in `want`; returns all its ids, or `None` on time-out. Tolerates a database that
+    /// does not exist yet (switchyard creates a Realtime target with its first write).
+    pub async fn realtime_ids_holding(
+        &self,
+        want: &std::collections::HashSet<Uuid>,
+    ) -> Option<Vec<Uuid>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let pool = loop {
+            match sqlx::PgPool::connect(&self.url()).await {
+                Ok(pool) => break pool,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(_) => return None,
+            }
+        };
+        let rows = loop {
+            let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+            if want.iter().all(|id| rows.contains(id)) {
+                break Some(rows);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        pool.close().await;
+        rows
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime (possibly while unwinding from a panic), so the
