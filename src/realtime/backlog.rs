@@ -28,6 +28,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tokio::time::Instant;
 
+use uuid::Uuid;
+
 use super::Pending;
 
 /// Where the backlog's overflow goes.
@@ -44,8 +46,8 @@ pub enum Held {
     InMemory,
     /// The event (or a younger one it displaced) is on its way to the dead letter.
     Spilled,
-    /// The event (or a younger one it displaced) is lost, and must be counted.
-    Dropped,
+    /// The event (or a younger one it displaced) is lost, and must be counted: this one.
+    Dropped(Uuid),
 }
 
 #[derive(Debug)]
@@ -92,13 +94,13 @@ impl Backlog {
             .expect("the backlog is over capacity, so not empty");
         match self.overflow {
             Overflow::DeadLetter => self.spill(youngest),
-            Overflow::Drop => Held::Dropped,
+            Overflow::Drop => Held::Dropped(youngest.published.event.id),
         }
     }
 
     fn spill(&mut self, pending: Pending) -> Held {
         if self.spill.len() >= self.spill_capacity {
-            return Held::Dropped;
+            return Held::Dropped(pending.published.event.id);
         }
         self.spilled_tail = true;
         self.spill.push_back(pending);

@@ -52,11 +52,14 @@ fn without_a_dead_letter_the_youngest_overflow_is_dropped_and_the_oldest_kept() 
             Held::InMemory,
             Held::InMemory,
             Held::InMemory,
-            Held::Dropped
+            Held::Dropped(all[4].published.event.id)
         ]
     );
     // An older event still fits: it pushes out the youngest.
-    assert_eq!(backlog.push(all[0].clone()), Held::Dropped);
+    assert_eq!(
+        backlog.push(all[0].clone()),
+        Held::Dropped(all[3].published.event.id)
+    );
     assert_eq!(offsets(&backlog.front(10)), offsets(&all[..3]));
     assert_eq!(backlog.spill_len(), 0);
     assert!(!backlog.spilled_tail(), "no dead letter in drop mode");
@@ -108,8 +111,8 @@ fn a_full_spill_drops_and_a_failed_dead_letter_write_puts_events_back_in_order()
             Held::InMemory,
             Held::Spilled,
             Held::Spilled,
-            Held::Dropped,
-            Held::Dropped
+            Held::Dropped(all[3].published.event.id),
+            Held::Dropped(all[4].published.event.id)
         ]
     );
     let first = backlog.take_spill(1);

@@ -72,9 +72,13 @@ pub enum CommitKind {
     Replay,
     /// Replayed from the dead letter (offsets may belong to an earlier epoch).
     DeadLetter,
+    /// Not committed and never will be: lost to a full backlog (and spill). Counted as
+    /// dropped; the validator reports them as missing from Realtime at once.
+    Dropped,
 }
 
-/// Events the target has committed, for whoever compares the paths.
+/// Events the target has committed (or, `CommitKind::Dropped`, that it never will), for
+/// whoever compares the paths.
 #[derive(Debug, Clone)]
 pub struct CommittedBatch {
     pub ids: Vec<Uuid>,
@@ -275,23 +279,30 @@ impl Shared {
     /// Puts an event in the backlog, counting it if it (or one it displaced) is dropped.
     fn hold(&self, pending: Pending) {
         let held = self.lock_backlog().push(pending);
-        if held == Held::Dropped {
-            self.count_dropped(1);
+        if let Held::Dropped(id) = held {
+            self.lost(vec![id]);
         }
     }
 
+    /// Events the backlog had to drop: counted, warned about, and announced (the validator
+    /// reports them missing from Realtime).
+    pub(super) fn lost(&self, ids: Vec<Uuid>) {
+        self.count_dropped(ids.len());
+        self.announce(ids, Vec::new(), CommitKind::Dropped);
+    }
+
     fn hold_all(&self, events: Vec<Pending>) {
-        let mut dropped = 0;
+        let mut dropped = Vec::new();
         {
             let mut backlog = self.lock_backlog();
             for pending in events {
-                if backlog.push(pending) == Held::Dropped {
-                    dropped += 1;
+                if let Held::Dropped(id) = backlog.push(pending) {
+                    dropped.push(id);
                 }
             }
         }
-        if dropped > 0 {
-            self.count_dropped(dropped);
+        if !dropped.is_empty() {
+            self.lost(dropped);
         }
     }
 

@@ -111,8 +111,8 @@ impl Worker {
             if backlog.holds_back() || !self.breaker.permits_calls() {
                 let held = backlog.push(pending);
                 drop(backlog);
-                if held == Held::Dropped {
-                    self.shared.count_dropped(1);
+                if let Held::Dropped(id) = held {
+                    self.shared.lost(vec![id]);
                 }
                 self.hold_open_batches();
                 return;

@@ -27,8 +27,15 @@ pub struct Payload<'a> {
     pub event_type: &'a str,
     pub source: &'a str,
     pub timestamp: DateTime<Utc>,
-    pub data: &'a Value,
-    pub metadata: &'a Value,
+    pub data: Json<'a>,
+    pub metadata: Json<'a>,
+}
+
+/// A JSON value as either side holds it: an event's object, or a column's value.
+#[derive(Clone, Copy)]
+pub enum Json<'a> {
+    Object(&'a Map<String, Value>),
+    Value(&'a Value),
 }
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
@@ -50,17 +57,24 @@ impl Payload<'_> {
         out.push_str(r#"{"category":"#);
         write_string(&mut out, self.category);
         out.push_str(r#","data":"#);
-        write_value(&mut out, self.data);
+        write_json(&mut out, self.data);
         out.push_str(r#","event_type":"#);
         write_string(&mut out, self.event_type);
         out.push_str(r#","metadata":"#);
-        write_value(&mut out, self.metadata);
+        write_json(&mut out, self.metadata);
         out.push_str(r#","source":"#);
         write_string(&mut out, self.source);
         out.push_str(r#","timestamp":"#);
         write_string(&mut out, &timestamp);
         out.push('}');
         out
+    }
+}
+
+fn write_json(out: &mut String, json: Json<'_>) {
+    match json {
+        Json::Object(map) => write_object(out, map),
+        Json::Value(value) => write_value(out, value),
     }
 }
 
@@ -114,8 +128,8 @@ mod tests {
             event_type: "cache_metrics",
             source: "api",
             timestamp: Utc.timestamp_opt(1_764_000_000, 123_456_789).unwrap(),
-            data,
-            metadata,
+            data: Json::Value(data),
+            metadata: Json::Value(metadata),
         }
     }
 

@@ -378,6 +378,7 @@ async fn overflow_without_a_dead_letter_is_counted_as_dropped() {
     breaker.set_mode(BreakerMode::ForceOpen, "test", None);
     let path =
         RealtimePath::start(settings, pool, &database.url(), breaker, shutdown.clone()).await;
+    let mut announced = path.subscribe_committed();
     for i in 0..15 {
         let body = json!({"event_type": "stats", "source": format!("s{i}")});
         hub.publish(switchyard::event::parse_event(&body, None, chrono::Utc::now()).unwrap());
@@ -395,6 +396,17 @@ async fn overflow_without_a_dead_letter_is_counted_as_dropped() {
     .await
     .expect("every event held or counted");
     assert_eq!((status.backlog_depth, status.dropped), (10, 5));
+    // Each dropped event is announced, so the validator reports it missing at once.
+    let mut dropped = Vec::new();
+    while dropped.len() < 5 {
+        let batch = tokio::time::timeout(WAIT, announced.recv())
+            .await
+            .expect("an announcement")
+            .expect("the channel");
+        assert_eq!(batch.kind, switchyard::realtime::CommitKind::Dropped);
+        dropped.extend(batch.ids);
+    }
+    assert_eq!(dropped.len(), 5);
     assert_eq!(serde_json::to_value(&status).unwrap()["overflow"], "drop");
     shutdown.cancel();
     path.stopped().await;

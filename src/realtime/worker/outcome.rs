@@ -23,6 +23,8 @@ impl Worker {
             CommitKind::Live => &counters.written,
             CommitKind::Replay => &counters.replayed,
             CommitKind::DeadLetter => &counters.dead_letter_replayed,
+            // Announced by the backlog when it drops events; never the outcome of a write.
+            CommitKind::Dropped => return,
         };
         Counters::add(counter, rows.len());
         Counters::add(
