@@ -163,7 +163,10 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(rollouts::pause_rollout))
         .routes(routes!(rollouts::resume_rollout))
         .routes(routes!(rollouts::abort_rollout))
-        .routes(routes!(schedules::list_schedules, schedules::create_schedule))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
         .routes(routes!(schedules::cancel_schedule))
 }
 

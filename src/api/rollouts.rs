@@ -108,7 +108,9 @@ pub async fn list_rollouts(
     State(state): State<AppState>,
 ) -> Result<ApiJson<Vec<RolloutView>>, ApiError> {
     let plans = store::list(&state.pool, 500).await?;
-    Ok(ApiJson(plans.into_iter().map(|p| view(&state, p, None)).collect()))
+    Ok(ApiJson(
+        plans.into_iter().map(|p| view(&state, p, None)).collect(),
+    ))
 }
 
 /// One rollout plan with its event trail.

@@ -39,7 +39,9 @@ pub async fn create_schedule(
         )));
     }
     if flag.archived {
-        return Err(ApiError::Conflict(format!("flag `{key}` is archived: restore it first")));
+        return Err(ApiError::Conflict(format!(
+            "flag `{key}` is archived: restore it first"
+        )));
     }
     let schedule = store::insert(
         &state.pool,
@@ -87,9 +89,14 @@ pub async fn cancel_schedule(
             "scheduled change {uuid} cancelled");
         return Ok(ApiJson(cancelled));
     }
-    let found = store::get(&state.pool, &key, uuid).await?.ok_or_else(missing)?;
-    Err(ApiError::Conflict(format!(
-        "scheduled change `{uuid}` is {:?}, not pending: it cannot be cancelled",
-        found.status
-    ).to_lowercase()))
+    let found = store::get(&state.pool, &key, uuid)
+        .await?
+        .ok_or_else(missing)?;
+    Err(ApiError::Conflict(
+        format!(
+            "scheduled change `{uuid}` is {:?}, not pending: it cannot be cancelled",
+            found.status
+        )
+        .to_lowercase(),
+    ))
 }

@@ -101,7 +101,9 @@ pub async fn write_in(
             edit(&mut flag)?;
             check(&flag)?;
             let archived = flag.archived;
-            if current.definition == serde_json::to_value(&flag).map_err(|e| ApiError::Internal(e.into()))? {
+            if current.definition
+                == serde_json::to_value(&flag).map_err(|e| ApiError::Internal(e.into()))?
+            {
                 // Nothing changes: no new version, no audit row, no notification.
                 return Ok(Written {
                     record,

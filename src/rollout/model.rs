@@ -139,7 +139,10 @@ impl Plan {
     fn describe(&self, stage: Option<usize>) -> String {
         match stage {
             Some(i) => format!("stage {} ({}%)", i + 1, self.stages[i].percentage),
-            None => format!("the percentage before the plan ({}%)", self.initial_percentage),
+            None => format!(
+                "the percentage before the plan ({}%)",
+                self.initial_percentage
+            ),
         }
     }
 }
@@ -201,9 +204,11 @@ pub fn next_step(plan: &Plan, readings: &[GuardrailReading], now: DateTime<Utc>)
     if !breached.is_empty() {
         let (stage, percentage, status) = match (plan.on_breach, plan.stage) {
             (OnBreach::Abort, _) => (None, 0, Status::Aborted),
-            (OnBreach::Rollback, Some(i)) if i > 0 => {
-                (Some(i - 1), plan.stages[i - 1].percentage, Status::RolledBack)
-            }
+            (OnBreach::Rollback, Some(i)) if i > 0 => (
+                Some(i - 1),
+                plan.stages[i - 1].percentage,
+                Status::RolledBack,
+            ),
             (OnBreach::Rollback, _) => (None, plan.initial_percentage, Status::RolledBack),
         };
         let to = match status {
@@ -242,7 +247,9 @@ pub fn stages_view(stages: &[Stage]) -> Vec<Value> {
     stages
         .iter()
         .map(|s| match s.hold() {
-            Some(hold) => serde_json::json!({"percentage": s.percentage, "hold": format_hold(hold)}),
+            Some(hold) => {
+                serde_json::json!({"percentage": s.percentage, "hold": format_hold(hold)})
+            }
             None => serde_json::json!({"percentage": s.percentage}),
         })
         .collect()

@@ -12,9 +12,18 @@ fn plan(on_breach: OnBreach) -> Plan {
         flag: "f".into(),
         environment: "production".into(),
         stages: vec![
-            Stage { percentage: 10, hold_ms: Some(60_000) },
-            Stage { percentage: 50, hold_ms: Some(60_000) },
-            Stage { percentage: 100, hold_ms: None },
+            Stage {
+                percentage: 10,
+                hold_ms: Some(60_000),
+            },
+            Stage {
+                percentage: 50,
+                hold_ms: Some(60_000),
+            },
+            Stage {
+                percentage: 100,
+                hold_ms: None,
+            },
         ],
         guardrails: Guardrails::default(),
         on_breach,
@@ -48,7 +57,10 @@ fn a_plan_holds_its_stage_until_the_hold_has_passed() {
     let later = plan.stage_since + Duration::seconds(60);
     assert_eq!(
         next_step(&plan, &[reading(Health::Ok)], later),
-        Step::Advance { stage: 1, completes: false }
+        Step::Advance {
+            stage: 1,
+            completes: false
+        }
     );
 }
 
@@ -59,16 +71,26 @@ fn reaching_a_last_stage_without_a_hold_completes_the_plan() {
     let later = plan.stage_since + Duration::minutes(2);
     assert_eq!(
         next_step(&plan, &[], later),
-        Step::Advance { stage: 2, completes: true }
+        Step::Advance {
+            stage: 2,
+            completes: true
+        }
     );
     plan.stages[2].hold_ms = Some(1000);
     assert_eq!(
         next_step(&plan, &[], later),
-        Step::Advance { stage: 2, completes: false }
+        Step::Advance {
+            stage: 2,
+            completes: false
+        }
     );
     plan.stage = Some(2);
+    plan.stage_since = later;
     assert_eq!(next_step(&plan, &[], later), Step::Wait);
-    assert_eq!(next_step(&plan, &[], later + Duration::seconds(1)), Step::Complete);
+    assert_eq!(
+        next_step(&plan, &[], later + Duration::seconds(1)),
+        Step::Complete
+    );
 }
 
 #[test]
@@ -77,7 +99,10 @@ fn missing_readings_neither_breach_nor_block() {
     let later = plan.stage_since + Duration::minutes(1);
     assert_eq!(
         next_step(&plan, &[reading(Health::NoData)], later),
-        Step::Advance { stage: 1, completes: false }
+        Step::Advance {
+            stage: 1,
+            completes: false
+        }
     );
 }
 
@@ -85,12 +110,19 @@ fn missing_readings_neither_breach_nor_block() {
 fn a_breach_steps_back_one_stage_at_once_and_says_why() {
     let mut plan = plan(OnBreach::Rollback);
     plan.stage = Some(1);
-    let Step::Breach { stage, percentage, status, reason } =
-        next_step(&plan, &[reading(Health::Breached)], plan.stage_since)
+    let Step::Breach {
+        stage,
+        percentage,
+        status,
+        reason,
+    } = next_step(&plan, &[reading(Health::Breached)], plan.stage_since)
     else {
         panic!("expected a breach");
     };
-    assert_eq!((stage, percentage, status), (Some(0), 10, Status::RolledBack));
+    assert_eq!(
+        (stage, percentage, status),
+        (Some(0), 10, Status::RolledBack)
+    );
     assert!(reason.contains("breaker_closed:realtime"), "{reason}");
     assert!(reason.contains("forced_open"), "{reason}");
 }
@@ -99,7 +131,15 @@ fn a_breach_steps_back_one_stage_at_once_and_says_why() {
 fn a_breach_in_the_first_stage_goes_back_to_the_percentage_before_the_plan() {
     let plan = plan(OnBreach::Rollback);
     let step = next_step(&plan, &[reading(Health::Breached)], plan.stage_since);
-    assert!(matches!(step, Step::Breach { stage: None, percentage: 5, status: Status::RolledBack, .. }));
+    assert!(matches!(
+        step,
+        Step::Breach {
+            stage: None,
+            percentage: 5,
+            status: Status::RolledBack,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -107,16 +147,32 @@ fn a_breach_with_abort_goes_to_zero() {
     let mut plan = plan(OnBreach::Abort);
     plan.stage = Some(1);
     let step = next_step(&plan, &[reading(Health::Breached)], plan.stage_since);
-    assert!(matches!(step, Step::Breach { stage: None, percentage: 0, status: Status::Aborted, .. }));
+    assert!(matches!(
+        step,
+        Step::Breach {
+            stage: None,
+            percentage: 0,
+            status: Status::Aborted,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn only_a_running_plan_moves() {
-    for status in [Status::Paused, Status::Completed, Status::RolledBack, Status::Aborted] {
+    for status in [
+        Status::Paused,
+        Status::Completed,
+        Status::RolledBack,
+        Status::Aborted,
+    ] {
         let mut plan = plan(OnBreach::Rollback);
         plan.status = status;
         let later = plan.stage_since + Duration::hours(1);
-        assert_eq!(next_step(&plan, &[reading(Health::Breached)], later), Step::Wait);
+        assert_eq!(
+            next_step(&plan, &[reading(Health::Breached)], later),
+            Step::Wait
+        );
         assert_eq!(plan.next_step_at(), None);
     }
 }

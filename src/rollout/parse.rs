@@ -60,11 +60,17 @@ fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
 }
 
 /// Parses and checks a plan; `known_breaker` says whether a breaker name exists.
-pub fn parse_plan(body: Value, known_breaker: impl Fn(&str) -> bool) -> Result<ValidPlan, ApiError> {
+pub fn parse_plan(
+    body: Value,
+    known_breaker: impl Fn(&str) -> bool,
+) -> Result<ValidPlan, ApiError> {
     let request: PlanRequest = parse_body(body)?;
     let mut errors = Vec::new();
     if crate::flags::FlagKey::parse(&request.flag).is_err() {
-        errors.push(error("flag", format!("`{}` is not a valid flag key", request.flag)));
+        errors.push(error(
+            "flag",
+            format!("`{}` is not a valid flag key", request.flag),
+        ));
     }
     if !is_valid_environment_name(&request.environment) {
         errors.push(error(
@@ -173,7 +179,9 @@ pub fn parse_hold(raw: &str) -> Result<Duration, String> {
         let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
         let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let letters = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let letters = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = UNITS
             .iter()
             .position(|(name, _)| *name == &rest[..letters])
@@ -229,7 +237,17 @@ mod tests {
         assert_eq!(parse_hold("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_hold("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_hold("250ms"), Ok(Duration::from_millis(250)));
-        for bad in ["", "10", "m", "10 minutes", "-1s", "30m1h", "1m1m", "1.5h", "99999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10 minutes",
+            "-1s",
+            "30m1h",
+            "1m1m",
+            "1.5h",
+            "99999999999999999d",
+        ] {
             assert!(parse_hold(bad).is_err(), "`{bad}` should be refused");
         }
     }
@@ -249,7 +267,13 @@ mod tests {
             |_| true,
         )
         .unwrap();
-        assert_eq!(plan.stages[0], Stage { percentage: 10, hold_ms: Some(1000) });
+        assert_eq!(
+            plan.stages[0],
+            Stage {
+                percentage: 10,
+                hold_ms: Some(1000)
+            }
+        );
         assert_eq!(plan.stages[1].hold_ms, None);
         assert_eq!(plan.on_breach, OnBreach::Rollback);
         assert!(plan.guardrails.breaker_closed.is_empty());
@@ -279,14 +303,19 @@ mod tests {
 
     #[test]
     fn shape_errors_name_the_field() {
-        assert_eq!(fields(json!({"flag": "f", "environment": "p", "stages": []})), ["stages"]);
+        assert_eq!(
+            fields(json!({"flag": "f", "environment": "p", "stages": []})),
+            ["stages"]
+        );
         assert_eq!(
             fields(json!({"flag": "f", "environment": "p", "stages": [], "colour": 1})),
             ["colour"]
         );
         assert_eq!(
-            fields(json!({"flag": "f", "environment": "p", "stages": [{"percentage": 1}],
-                          "on_breach": "panic"})),
+            fields(
+                json!({"flag": "f", "environment": "p", "stages": [{"percentage": 1}],
+                          "on_breach": "panic"})
+            ),
             ["on_breach"]
         );
         assert_eq!(fields(json!({"environment": "p", "stages": []})), ["flag"]);

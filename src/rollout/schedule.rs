@@ -123,7 +123,11 @@ pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
             return Ok(applied);
         };
         let actor = format!("schedule:{}", due.id);
-        let reason = format!("scheduled by {} for {}", due.created_by, due.at.to_rfc3339());
+        let reason = format!(
+            "scheduled by {} for {}",
+            due.created_by,
+            due.at.to_rfc3339()
+        );
         let context = WriteContext {
             actor: &actor,
             reason: Some(&reason),
@@ -135,8 +139,15 @@ pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
                 store::set_applied_version(&mut tx, due.id, written.record.version).await?;
                 tx.commit().await?;
                 if written.changed {
-                    writes::announce(&state.pool, &state.flags, &due.flag, action, &context, &written)
-                        .await;
+                    writes::announce(
+                        &state.pool,
+                        &state.flags,
+                        &due.flag,
+                        action,
+                        &context,
+                        &written,
+                    )
+                    .await;
                 }
                 tracing::info!(schedule_id = %due.id, flag = %due.flag, environment = %due.environment,
                     action, version = written.record.version, "scheduled change {} applied", due.id);
@@ -156,7 +167,11 @@ pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
 
 /// The flag write a scheduled change makes, with the action name the REST write would use.
 fn flag_change(due: &Schedule) -> (&'static str, Change) {
-    let (env, change, key) = (due.environment.clone(), due.change.clone(), due.flag.clone());
+    let (env, change, key) = (
+        due.environment.clone(),
+        due.change.clone(),
+        due.flag.clone(),
+    );
     let action = match change.action {
         ChangeAction::On => "flip_on",
         ChangeAction::Off => "flip_off",
@@ -170,7 +185,9 @@ fn flag_change(due: &Schedule) -> (&'static str, Change) {
         match change.action {
             ChangeAction::On => config.enabled = true,
             ChangeAction::Off => config.enabled = false,
-            ChangeAction::Percentage => config.rollout.percentage = change.percentage.unwrap_or(0.0),
+            ChangeAction::Percentage => {
+                config.rollout.percentage = change.percentage.unwrap_or(0.0)
+            }
         }
         Ok(())
     }));
@@ -188,7 +205,10 @@ mod tests {
         let now = Utc::now();
         let past = json!({"environment": "production", "at": "2020-01-01T00:00:00Z",
                           "change": {"action": "on"}});
-        assert!(matches!(parse_schedule(past, now), Err(ApiError::Unprocessable(_))));
+        assert!(matches!(
+            parse_schedule(past, now),
+            Err(ApiError::Unprocessable(_))
+        ));
         let bad = json!({"environment": "Prod!", "at": "2999-01-01T00:00:00Z",
                          "change": {"action": "percentage", "percentage": 101}});
         let Err(ApiError::Validation(errors)) = parse_schedule(bad, now) else {

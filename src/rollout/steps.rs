@@ -57,8 +57,15 @@ async fn announce(state: &AppState, plan: &Plan, action: &str, written: Option<&
             reason: Some(&plan.reason),
             if_match: None,
         };
-        writes::announce(&state.pool, &state.flags, &plan.flag, "rollout", &context, written)
-            .await;
+        writes::announce(
+            &state.pool,
+            &state.flags,
+            &plan.flag,
+            "rollout",
+            &context,
+            written,
+        )
+        .await;
     }
     tracing::info!(
         rollout_id = %plan.id, flag = %plan.flag, environment = %plan.environment, action,
@@ -84,7 +91,11 @@ pub async fn create(
         return Err(ApiError::NotFound(format!("no flag `{}`", request.flag)));
     };
     let record = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
-    let before = record.flag.environment(&request.environment).rollout.percentage;
+    let before = record
+        .flag
+        .environment(&request.environment)
+        .rollout
+        .percentage;
     let now = Utc::now();
     let mut plan = Plan {
         id: Uuid::now_v7(),
@@ -106,7 +117,10 @@ pub async fn create(
         updated_at: now,
     };
     plan.reason = match &request.reason {
-        Some(why) => format!("created by {actor} ({why}); stage 1 ({}%) applied", plan.percentage),
+        Some(why) => format!(
+            "created by {actor} ({why}); stage 1 ({}%) applied",
+            plan.percentage
+        ),
         None => format!("created by {actor}; stage 1 ({}%) applied", plan.percentage),
     };
     if !store::insert(&mut tx, &plan).await? {
@@ -137,10 +151,14 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
     if plan.status != Status::Running {
         return Ok(None);
     }
-    let version = flag_store::get(&mut *tx, &plan.flag).await?.map(|f| f.version);
+    let version = flag_store::get(&mut *tx, &plan.flag)
+        .await?
+        .map(|f| f.version);
     if version != Some(plan.flag_version) {
         let by = flag_store::history(&mut *tx, &plan.flag, 1).await?;
-        let who = by.first().map_or("someone".to_string(), |row| row.actor.clone());
+        let who = by
+            .first()
+            .map_or("someone".to_string(), |row| row.actor.clone());
         plan.status = Status::Paused;
         plan.reason = format!(
             "paused: flag `{}` was changed by {who} (version {}, the plan last wrote {}); resume to continue from here",
@@ -149,7 +167,14 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
             plan.flag_version
         );
         store::update(&mut tx, &plan).await?;
-        store::append_event(&mut tx, &plan, &plan.actor(), "pause", Some(Status::Running)).await?;
+        store::append_event(
+            &mut tx,
+            &plan,
+            &plan.actor(),
+            "pause",
+            Some(Status::Running),
+        )
+        .await?;
         tx.commit().await?;
         announce(state, &plan, "paused", None).await;
         return Ok(Some(plan));
@@ -176,11 +201,17 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
             );
             if completes {
                 plan.status = Status::Completed;
-                plan.reason.push_str("; the last stage, so the plan is complete");
+                plan.reason
+                    .push_str("; the last stage, so the plan is complete");
             }
             ("advanced", Some(percentage), true)
         }
-        Step::Breach { stage, percentage, status, reason } => {
+        Step::Breach {
+            stage,
+            percentage,
+            status,
+            reason,
+        } => {
             plan.stage = stage;
             plan.status = status;
             plan.reason = reason;
@@ -190,7 +221,16 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
     };
     let mut written = None;
     if let Some(percentage) = percentage {
-        match set_percentage(&mut tx, state, &plan, percentage, enable, Some(plan.flag_version)).await {
+        match set_percentage(
+            &mut tx,
+            state,
+            &plan,
+            percentage,
+            enable,
+            Some(plan.flag_version),
+        )
+        .await
+        {
             Ok(w) => {
                 plan.percentage = percentage;
                 plan.flag_version = w.record.version;
@@ -226,7 +266,12 @@ pub enum Operation {
 
 /// Pauses, resumes or aborts a plan (409 when its status does not allow it). Resuming accepts
 /// the flag's current version and restarts the stage's hold; aborting sets 0%.
-pub async fn operate(state: &AppState, id: Uuid, actor: &str, op: Operation) -> Result<Plan, ApiError> {
+pub async fn operate(
+    state: &AppState,
+    id: Uuid,
+    actor: &str,
+    op: Operation,
+) -> Result<Plan, ApiError> {
     let mut tx = state.pool.begin().await?;
     let mut plan = store::get_for_update(&mut tx, id)
         .await?

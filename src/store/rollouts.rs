@@ -33,9 +33,14 @@ fn plan(row: &PgRow) -> Result<Plan, sqlx::Error> {
         environment: row.try_get("environment")?,
         stages: decode::<Vec<Stage>>(row, "stages")?,
         guardrails: decode(row, "guardrails")?,
-        on_breach: if on_breach == "abort" { OnBreach::Abort } else { OnBreach::Rollback },
-        status: Status::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown rollout status `{status}`").into()))?,
+        on_breach: if on_breach == "abort" {
+            OnBreach::Abort
+        } else {
+            OnBreach::Rollback
+        },
+        status: Status::parse(&status).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown rollout status `{status}`").into())
+        })?,
         stage: stage.and_then(|s| usize::try_from(s).ok()),
         percentage: small(row, "percentage")?,
         initial_percentage: small(row, "initial_percentage")?,
@@ -54,7 +59,8 @@ fn stage_column(stage: Option<usize>) -> Option<i32> {
 
 /// Inserts a new plan; `false` when the flag and environment already have a live plan.
 pub async fn insert(conn: &mut PgConnection, plan: &Plan) -> Result<bool, sqlx::Error> {
-    let stages = serde_json::to_value(&plan.stages).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let stages =
+        serde_json::to_value(&plan.stages).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let guardrails =
         serde_json::to_value(&plan.guardrails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let done = sqlx::query(
@@ -112,7 +118,10 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Plan>, sqlx
 }
 
 /// The plan, locked until the transaction ends: whoever steps it sees the latest state.
-pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<Option<Plan>, sqlx::Error> {
+pub async fn get_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Plan>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM switchyard.rollouts WHERE id = $1 FOR UPDATE"
     )))

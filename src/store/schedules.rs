@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use crate::rollout::schedule::{Schedule, ScheduleStatus, ScheduledChange};
 
-const COLUMNS: &str =
-    "id, flag_key, environment, at, change, status, reason, flag_version, created_by, created_at, updated_at";
+const COLUMNS: &str = "id, flag_key, environment, at, change, status, reason, flag_version, created_by, created_at, updated_at";
 
 fn schedule(row: &PgRow) -> Result<Schedule, sqlx::Error> {
     let change: serde_json::Value = row.try_get("change")?;
@@ -67,7 +66,11 @@ pub async fn list(db: impl PgExecutor<'_>, flag: &str) -> Result<Vec<Schedule>, 
     rows.iter().map(schedule).collect()
 }
 
-pub async fn get(db: impl PgExecutor<'_>, flag: &str, id: Uuid) -> Result<Option<Schedule>, sqlx::Error> {
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    flag: &str,
+    id: Uuid,
+) -> Result<Option<Schedule>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM switchyard.flag_schedules WHERE flag_key = $1 AND id = $2"
     )))
@@ -100,7 +103,10 @@ pub async fn cancel(
 
 /// Claims the earliest due pending change (skipping any another instance holds) by marking it
 /// applied; the caller's transaction commits the claim with the flag write, or neither.
-pub async fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Option<Schedule>, sqlx::Error> {
+pub async fn claim_due(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Option<Schedule>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE switchyard.flag_schedules SET status = 'applied', updated_at = now()
          WHERE id = (SELECT id FROM switchyard.flag_schedules WHERE status = 'pending' AND at <= $1
@@ -113,7 +119,11 @@ pub async fn claim_due(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Op
     row.as_ref().map(schedule).transpose()
 }
 
-pub async fn set_applied_version(conn: &mut PgConnection, id: Uuid, version: i64) -> Result<(), sqlx::Error> {
+pub async fn set_applied_version(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE switchyard.flag_schedules SET flag_version = $2 WHERE id = $1")
         .bind(id)
         .bind(version)
@@ -123,7 +133,11 @@ pub async fn set_applied_version(conn: &mut PgConnection, id: Uuid, version: i64
 }
 
 /// Marks a pending change failed, with why.
-pub async fn mark_failed(db: impl PgExecutor<'_>, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn mark_failed(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE switchyard.flag_schedules SET status = 'failed', reason = $2, updated_at = now()
          WHERE id = $1 AND status = 'pending'",
