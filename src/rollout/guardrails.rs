@@ -11,8 +11,7 @@ use crate::governance::passes;
 /// The dual-path consistency (matched / expected, in percent) over the validator's current
 /// window; `None` while there is no reading. The validator is not built yet, so there never
 /// is: a `min_consistency` guardrail then neither breaches nor blocks, and reads "no data".
-pub fn consistency_percent(state: &AppState) -> Option<f64> {
-    let _ = state;
+pub fn consistency_percent(_state: &AppState) -> Option<f64> {
     None
 }
 

@@ -70,7 +70,7 @@ async fn announce(state: &AppState, plan: &Plan, action: &str, written: Option<&
     tracing::info!(
         rollout_id = %plan.id, flag = %plan.flag, environment = %plan.environment, action,
         status = plan.status.as_str(), stage = ?plan.stage, percentage = plan.percentage,
-        reason = %plan.reason, "rollout {} {action}: {}", plan.id, plan.reason
+        reason = %plan.reason, "rollout {}: {}", plan.id, plan.reason
     );
     state.hub.publish_system(&json!({
         "op": "system", "kind": "rollout_changed", "id": plan.id, "flag": plan.flag,
@@ -91,11 +91,14 @@ pub async fn create(
         return Err(ApiError::NotFound(format!("no flag `{}`", request.flag)));
     };
     let record = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
-    let before = record
-        .flag
-        .environment(&request.environment)
-        .rollout
-        .percentage;
+    // What the environment exposed before the plan: its percentage, or 0 while switched off
+    // (the plan switches it on; rolling back below the first stage lands on this).
+    let config = record.flag.environment(&request.environment);
+    let before = if config.enabled {
+        config.rollout.percentage
+    } else {
+        0.0
+    };
     let now = Utc::now();
     let mut plan = Plan {
         id: Uuid::now_v7(),

@@ -37,6 +37,10 @@ async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes
         (Some("running"), Some(0))
     );
     assert_eq!(created["percentage"], 10, "{created:#}");
+    assert_eq!(
+        created["initial_percentage"], 0,
+        "the flag was off: {created:#}"
+    );
     assert!(created["next_step_at"].is_string(), "{created:#}");
     let consistency = created["readings"]
         .as_array()
