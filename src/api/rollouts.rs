@@ -15,8 +15,9 @@ use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
 use crate::rollout::guardrails;
 use crate::rollout::model::{GuardrailReading, stages_view};
+use crate::rollout::operations::{self, Operation};
 use crate::rollout::parse::{PlanRequest, parse_plan};
-use crate::rollout::steps::{self, Operation};
+use crate::rollout::steps;
 use crate::rollout::{Guardrails, OnBreach, Plan, Status};
 use crate::store::rollouts::{self as store, RolloutEvent};
 
@@ -140,7 +141,7 @@ async fn operate(
     id: &str,
     op: Operation,
 ) -> Result<ApiJson<RolloutView>, ApiError> {
-    let plan = steps::operate(state, plan_id(id)?, &access.principal.name, op).await?;
+    let plan = operations::operate(state, plan_id(id)?, &access.principal.name, op).await?;
     Ok(ApiJson(view(state, plan, None)))
 }
 

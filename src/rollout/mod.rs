@@ -12,13 +12,15 @@
 //! - `model`: the plan and the pure stepping rule;
 //! - `parse`: request bodies and hold durations;
 //! - `guardrails`: the readings (breakers, Realtime p99, consistency);
-//! - `steps`: applying a plan's moves (create, advance, breach, pause, resume, abort);
+//! - `steps`: creating a plan and stepping it (advance, complete, breach, pause on a hand edit);
+//! - `operations`: pause, resume, abort;
 //! - `schedule`: scheduled changes, their parsing and applying;
 //! - `driver`: the background task that moves running plans and applies due changes.
 
 pub mod driver;
 pub mod guardrails;
 pub mod model;
+pub mod operations;
 pub mod parse;
 pub mod schedule;
 pub mod steps;

@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 use super::guardrails;
 use super::model::{Plan, Status, Step, next_step};
+use super::operations::{Operation, operate};
 use super::parse::ValidPlan;
 use crate::api::AppState;
 use crate::api::error::ApiError;
+use crate::flags::Flag;
 use crate::flags::live::record_from_store;
 use crate::flags::writes::{self, Change, WriteContext, Written};
 use crate::store::flags as flag_store;
@@ -20,7 +22,7 @@ use crate::store::rollouts as store;
 
 /// Sets the plan's percentage on its flag, as the plan, over `if_match`. `enable` also turns
 /// the flag on in the environment (a stage going up means the flag is meant to be on).
-async fn set_percentage(
+pub(super) async fn set_percentage(
     tx: &mut PgConnection,
     state: &AppState,
     plan: &Plan,
@@ -49,7 +51,12 @@ async fn set_percentage(
 }
 
 /// After a commit: the flag write announced, the move logged and told to subscribers.
-async fn announce(state: &AppState, plan: &Plan, action: &str, written: Option<&Written>) {
+pub(super) async fn announce(
+    state: &AppState,
+    plan: &Plan,
+    action: &str,
+    written: Option<&Written>,
+) {
     if let Some(written) = written.filter(|w| w.changed) {
         let actor = plan.actor();
         let context = WriteContext {
@@ -154,30 +161,12 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
     if plan.status != Status::Running {
         return Ok(None);
     }
-    let version = flag_store::get(&mut *tx, &plan.flag)
-        .await?
-        .map(|f| f.version);
-    if version != Some(plan.flag_version) {
-        let by = flag_store::history(&mut *tx, &plan.flag, 1).await?;
-        let who = by
-            .first()
-            .map_or("someone".to_string(), |row| row.actor.clone());
+    if let Some(reason) = changed_underneath(&mut tx, &mut plan).await? {
         plan.status = Status::Paused;
-        plan.reason = format!(
-            "paused: flag `{}` was changed by {who} (version {}, the plan last wrote {}); resume to continue from here",
-            plan.flag,
-            version.map_or("none".into(), |v| v.to_string()),
-            plan.flag_version
-        );
+        plan.reason = reason;
         store::update(&mut tx, &plan).await?;
-        store::append_event(
-            &mut tx,
-            &plan,
-            &plan.actor(),
-            "pause",
-            Some(Status::Running),
-        )
-        .await?;
+        let actor = plan.actor();
+        store::append_event(&mut tx, &plan, &actor, "paused", Some(Status::Running)).await?;
         tx.commit().await?;
         announce(state, &plan, "paused", None).await;
         return Ok(Some(plan));
@@ -259,74 +248,43 @@ async fn pause_on_refusal(state: &AppState, id: Uuid, reason: String) -> Result<
     operate(state, id, &actor, Operation::PauseWith(reason)).await
 }
 
-/// What an operator (or the plan itself) does to a plan.
-pub enum Operation {
-    Pause,
-    PauseWith(String),
-    Resume,
-    Abort,
-}
-
-/// Pauses, resumes or aborts a plan (409 when its status does not allow it). Resuming accepts
-/// the flag's current version and restarts the stage's hold; aborting sets 0%.
-pub async fn operate(
-    state: &AppState,
-    id: Uuid,
-    actor: &str,
-    op: Operation,
-) -> Result<Plan, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let mut plan = store::get_for_update(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no rollout plan `{id}`")))?;
-    let from = plan.status;
-    let (action, allowed) = match &op {
-        Operation::Pause | Operation::PauseWith(_) => ("paused", from == Status::Running),
-        Operation::Resume => ("resumed", from == Status::Paused),
-        Operation::Abort => ("aborted", from.is_live()),
+/// Why the plan must pause because someone else changed its flag's environment since the
+/// version it last wrote; `None` when nobody did. A change that leaves this environment as
+/// it was (another environment's plan, a description edit) is accepted: the plan takes the
+/// new version as its own. Locks the flag until the transaction ends, so nothing slips in
+/// between this check and the plan's write.
+async fn changed_underneath(
+    tx: &mut PgConnection,
+    plan: &mut Plan,
+) -> Result<Option<String>, ApiError> {
+    let Some(current) = flag_store::get_for_update(&mut *tx, &plan.flag).await? else {
+        return Ok(Some(format!("paused: flag `{}` is gone", plan.flag)));
     };
-    if !allowed {
-        return Err(ApiError::Conflict(format!(
-            "rollout plan `{id}` is {}: it cannot be {action}",
-            from.as_str()
-        )));
+    if current.version == plan.flag_version {
+        return Ok(None);
     }
-    let now = Utc::now();
-    let mut written = None;
-    match op {
-        Operation::Pause => {
-            plan.status = Status::Paused;
-            plan.reason = format!("paused by {actor}");
-        }
-        Operation::PauseWith(reason) => {
-            plan.status = Status::Paused;
-            plan.reason = reason;
-        }
-        Operation::Resume => {
-            let current = flag_store::get(&mut *tx, &plan.flag)
-                .await?
-                .ok_or_else(|| ApiError::Conflict(format!("flag `{}` is gone", plan.flag)))?;
-            plan.status = Status::Running;
-            plan.flag_version = current.version;
-            plan.stage_since = now;
-            plan.reason = format!(
-                "resumed by {actor} at flag version {}; the stage's hold starts again",
-                current.version
-            );
-        }
-        Operation::Abort => {
-            plan.status = Status::Aborted;
-            plan.stage = None;
-            plan.reason = format!("aborted by {actor}; back to 0%");
-            let w = set_percentage(&mut tx, state, &plan, 0, false, None).await?;
-            plan.percentage = 0;
-            plan.flag_version = w.record.version;
-            written = Some(w);
-        }
+    let now = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
+    // Unknown when retention pruned the audit row: counted as changed.
+    let then = flag_store::definition_at(&mut *tx, &plan.flag, plan.flag_version)
+        .await?
+        .and_then(|definition| serde_json::from_value::<Flag>(definition).ok());
+    let same = then.is_some_and(|then| {
+        !now.flag.archived
+            && then.environment(&plan.environment) == now.flag.environment(&plan.environment)
+    });
+    if same {
+        plan.flag_version = current.version;
+        store::update(&mut *tx, plan).await?;
+        return Ok(None);
     }
-    store::update(&mut tx, &plan).await?;
-    store::append_event(&mut tx, &plan, actor, action, Some(from)).await?;
-    tx.commit().await?;
-    announce(state, &plan, action, written.as_ref()).await;
-    Ok(plan)
+    let own = plan.actor();
+    let history = flag_store::history(&mut *tx, &plan.flag, 50).await?;
+    let who = history
+        .iter()
+        .find(|row| row.version > plan.flag_version && row.actor != own)
+        .map_or("someone".to_string(), |row| row.actor.clone());
+    Ok(Some(format!(
+        "paused: {who} changed flag `{}` in `{}` underneath the plan (version {}; the plan last wrote {}); resume to continue from here",
+        plan.flag, plan.environment, current.version, plan.flag_version
+    )))
 }

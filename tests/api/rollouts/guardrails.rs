@@ -2,6 +2,8 @@
 
 use serde_json::json;
 
+use crate::support::spawn_app_with;
+
 use super::{
     ENV, audit_by, boolean_flag, force_breaker_open, percentages, spawn_fast, start_plan,
     stored_percentage, wait_for_plan, wait_for_status,
@@ -74,4 +76,24 @@ async fn a_plan_that_aborts_on_breach_goes_to_zero() {
         "{aborted:#}"
     );
     assert_eq!(stored_percentage(&app, "new-ui").await, 0);
+}
+
+#[tokio::test]
+async fn a_breaker_transition_wakes_the_driver_without_waiting_for_its_tick() {
+    // A tick of an hour: only the transition can make the driver look before the test ends.
+    let app = spawn_app_with(|config| config.rollout_tick_ms = 3_600_000).await;
+    boolean_flag(&app, "new-ui").await;
+    let created = start_plan(
+        &app,
+        json!({"flag": "new-ui", "environment": ENV,
+        "stages": [{"percentage": 10, "hold": "1h"}, {"percentage": 100}],
+        "guardrails": {"breaker_closed": ["realtime"]}, "on_breach": "abort"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+
+    force_breaker_open(&app).await;
+
+    let aborted = wait_for_status(&app, &id, "aborted").await;
+    assert_eq!(aborted["percentage"], 0);
 }

@@ -1,15 +1,15 @@
-//! Plans that advance and complete, pause by hand or when a human edits the flag, resume,
-//! abort, and survive a restart with two instances on one database.
+//! Plans that advance and complete, pause by hand or when a human edits the flag, resume
+//! and abort.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
     ENV, admin, audit_by, boolean_flag, expect, percentages, plan, spawn_fast, start_plan,
-    stored_percentage, wait_for_plan, wait_for_status,
+    stored_percentage, wait_for_status,
 };
 use crate::support::ws::next_json;
-use crate::support::{WAIT, event, spawn_app_on_with};
+use crate::support::{WAIT, event};
 
 #[tokio::test]
 async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes() {
@@ -123,7 +123,7 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
     let paused = wait_for_status(&app, &id, "paused").await;
     let reason = paused["reason"].as_str().unwrap();
     assert!(
-        reason.contains("changed by SWITCHYARD_ADMIN_KEY"),
+        reason.contains("SWITCHYARD_ADMIN_KEY changed flag `new-ui` in `production`"),
         "{reason}"
     );
     // The human's edit stands: the plan wrote nothing over it.
@@ -176,8 +176,10 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
     boolean_flag(&app, "witness").await;
     let held = start_plan(
         &app,
+        // Long enough that the pause below always lands inside the hold; short enough to wait
+        // out once more after the resume.
         json!({"flag": "held", "environment": ENV,
-        "stages": [{"percentage": 10, "hold": "100ms"}, {"percentage": 100}]}),
+        "stages": [{"percentage": 10, "hold": "3s"}, {"percentage": 100}]}),
     )
     .await;
     let id = held["id"].as_str().unwrap().to_string();
@@ -238,47 +240,4 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
             ("resumed".into(), by_admin)
         ]
     );
-}
-
-#[tokio::test]
-async fn a_plan_survives_a_restart_and_two_instances_never_both_step_it() {
-    let mut first = spawn_fast().await;
-    boolean_flag(&first, "new-ui").await;
-    let created = start_plan(
-        &first,
-        json!({"flag": "new-ui", "environment": ENV,
-        "stages": [{"percentage": 10, "hold": "400ms"}, {"percentage": 50, "hold": "400ms"},
-                   {"percentage": 80, "hold": "400ms"}, {"percentage": 100}]}),
-    )
-    .await;
-    let id = created["id"].as_str().unwrap().to_string();
-    let second = spawn_app_on_with(&first, |config| config.rollout_tick_ms = 20).await;
-    let third = spawn_app_on_with(&first, |config| config.rollout_tick_ms = 20).await;
-
-    // The first instance leads (it started its driver first); stop it mid-plan.
-    wait_for_plan(&second, &id, "at stage 2", |p| {
-        p["stage"].as_u64() >= Some(1)
-    })
-    .await;
-    first.trigger_shutdown();
-    first
-        .stopped()
-        .await
-        .expect("the first instance stops cleanly");
-
-    let done = wait_for_status(&second, &id, "completed").await;
-    assert_eq!(done["percentage"], 100);
-    let steps = audit_by(&third, "new-ui", &format!("rollout:{id}")).await;
-    assert_eq!(
-        percentages(&steps),
-        [json!(10), json!(50), json!(80), json!(100)],
-        "{steps:#?}"
-    );
-    let advances = done["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "advanced")
-        .count();
-    assert_eq!(advances, 3, "{done:#}");
 }
