@@ -174,7 +174,11 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
     let readings = guardrails::read(state, &plan.guardrails);
     let now = Utc::now();
     let (action, percentage, enable) = match next_step(&plan, &readings, now) {
-        Step::Wait => return Ok(None),
+        Step::Wait => {
+            // Keeps a version taken over from another environment's change, if any.
+            tx.commit().await?;
+            return Ok(None);
+        }
         Step::Complete => {
             plan.status = Status::Completed;
             plan.reason = format!(

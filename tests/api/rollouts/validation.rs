@@ -65,6 +65,16 @@ async fn bad_plans_are_refused_naming_each_field_and_store_nothing() {
         404,
     )
     .await;
+    let stale = app
+        .client
+        .post(app.url("/v1/rollouts"))
+        .bearer_auth(&app.admin_key)
+        .header("if-match", "\"7\"")
+        .json(&json!({"flag": "new-ui", "environment": ENV, "stages": [{"percentage": 10}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(stale, 412).await;
 
     let stored = expect(
         admin(&app, Method::GET, "/v1/rollouts", &Value::Null).await,
