@@ -8,11 +8,16 @@ use super::model::{GuardrailReading, Guardrails, Health};
 use crate::api::AppState;
 use crate::governance::passes;
 
-/// The dual-path consistency (matched / expected, in percent) over the validator's current
-/// window; `None` while there is no reading. The validator is not built yet, so there never
-/// is: a `min_consistency` guardrail then neither breaches nor blocks, and reads "no data".
-pub fn consistency_percent(_state: &AppState) -> Option<f64> {
-    None
+/// The dual-path consistency (matched / expected, in percent, every category together) over
+/// the validator's current window; `None` while there is no reading (the validator off, or
+/// nothing resolved in the window yet): a `min_consistency` guardrail then neither breaches
+/// nor blocks, and reads "no data".
+pub fn consistency_percent(state: &AppState) -> Option<f64> {
+    let summary = state.validator.summary();
+    if !summary.enabled {
+        return None;
+    }
+    summary.overall.consistency_percent
 }
 
 /// Every configured guardrail, as it reads now.

@@ -4,6 +4,7 @@
 //! database, and refuse bad bodies storing nothing. Holds are short and the driver's tick
 //! fast; tests wait on the plan's state, never on the clock.
 
+mod consistency;
 mod guardrails;
 mod lifecycle;
 mod validation;
