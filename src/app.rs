@@ -276,6 +276,8 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             state.shutdown.clone(),
         ));
     }
+    // Guarded rollout plans and scheduled flag changes.
+    tasks.push(crate::rollout::driver::spawn(state.clone()));
     tasks
 }
 

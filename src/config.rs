@@ -93,6 +93,11 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_AUDIT_RETENTION_DAYS", default_value_t = 0)]
     pub audit_retention_days: u32,
 
+    /// Milliseconds between the rollout driver's looks at running plans and due scheduled
+    /// changes (it also wakes at once on any breaker transition).
+    #[arg(long, env = "SWITCHYARD_ROLLOUT_TICK_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+    pub rollout_tick_ms: u64,
+
     /// When the Realtime breaker trips: an integer >= 1 is a number of consecutive failures,
     /// a number in (0, 1) a failure rate over 60 s with at least 10 calls (legacy; default 5).
     #[arg(long, env = "CIRCUIT_BREAKER_FAILURE_THRESHOLD")]
@@ -299,6 +304,7 @@ impl Config {
             environment: "production".into(),
             flag_resync_s: 30,
             audit_retention_days: 0,
+            rollout_tick_ms: 500,
             circuit_breaker_failure_threshold: None,
             circuit_breaker_recovery_time_s: None,
             realtime: RealtimeConfig::default(),

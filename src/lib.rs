@@ -17,6 +17,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod realtime;
+pub mod rollout;
 pub mod router;
 pub mod store;
 pub mod telemetry;

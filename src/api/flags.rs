@@ -117,7 +117,7 @@ fn with_etag(status: StatusCode, view: FlagView) -> Response {
 }
 
 /// The version an `If-Match` header names (`"3"`, `3`, `W/"3"`; `*` means any).
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(raw) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };

@@ -16,6 +16,8 @@ pub mod legacy_flags;
 pub mod middleware;
 pub mod prometheus;
 pub mod realtime;
+pub mod rollouts;
+pub mod schedules;
 pub mod status_stream;
 pub mod strategy;
 pub mod stream;
@@ -90,6 +92,7 @@ impl FromRef<AppState> for Hub {
         (name = "validation", description = "The consistency validator: the two paths compared"),
         (name = "metrics", description = "Prometheus metrics"),
         (name = "dashboard", description = "The live dashboard page and its built-in files"),
+        (name = "rollouts", description = "Guarded rollout plans and scheduled flag changes"),
     )
 )]
 pub struct ApiDoc;
@@ -155,6 +158,16 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(status_stream::status_stream))
         .routes(routes!(dashboard::page))
         .routes(routes!(dashboard::asset))
+        .routes(routes!(rollouts::list_rollouts, rollouts::create_rollout))
+        .routes(routes!(rollouts::get_rollout))
+        .routes(routes!(rollouts::pause_rollout))
+        .routes(routes!(rollouts::resume_rollout))
+        .routes(routes!(rollouts::abort_rollout))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
+        .routes(routes!(schedules::cancel_schedule))
 }
 
 /// The OpenAPI document the code describes.

@@ -5,7 +5,7 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::live::{LiveFlags, record_from_store};
 use super::{Flag, FlagRecord, validate};
@@ -40,13 +40,40 @@ pub async fn write(
     context: WriteContext<'_>,
     change: Change,
 ) -> Result<FlagRecord, ApiError> {
+    let mut tx = pool.begin().await?;
+    let written = write_in(&mut tx, live, key, action, &context, change).await?;
+    tx.commit().await?;
+    if written.changed {
+        announce(pool, live, key, action, &context, &written).await;
+    }
+    Ok(written.record)
+}
+
+/// What [`write_in`] did.
+pub struct Written {
+    pub record: FlagRecord,
+    /// False when the change left the flag as it was: no new version, no audit row.
+    pub changed: bool,
+    pub revision: i64,
+}
+
+/// [`write`] inside the caller's transaction, so that something else (a rollout plan's state,
+/// a scheduled change's claim) commits or fails together with the flag write. After the
+/// commit, call [`announce`] when `changed`.
+pub async fn write_in(
+    tx: &mut PgConnection,
+    live: &LiveFlags,
+    key: &str,
+    action: &str,
+    context: &WriteContext<'_>,
+    change: Change,
+) -> Result<Written, ApiError> {
     if let Some(pin) = live.pin(key) {
         return Err(ApiError::Conflict(format!(
             "flag `{key}` is pinned by the environment variable {} (= {}); unset it and restart to edit the flag over REST",
             pin.source_variable, pin.value
         )));
     }
-    let mut tx = pool.begin().await?;
     let (before, after, archived) = match change {
         Change::Create(flag) => {
             if context.if_match.is_some() {
@@ -58,7 +85,7 @@ pub async fn write(
             (None, *flag, false)
         }
         Change::Edit(edit) => {
-            let Some(current) = flag_store::get_for_update(&mut tx, key).await? else {
+            let Some(current) = flag_store::get_for_update(&mut *tx, key).await? else {
                 return Err(ApiError::NotFound(format!("no flag `{key}`")));
             };
             if let Some(expected) = context.if_match
@@ -74,31 +101,33 @@ pub async fn write(
             edit(&mut flag)?;
             check(&flag)?;
             let archived = flag.archived;
+            if current.definition
+                == serde_json::to_value(&flag).map_err(|e| ApiError::Internal(e.into()))?
+            {
+                // Nothing changes: no new version, no audit row, no notification.
+                return Ok(Written {
+                    record,
+                    changed: false,
+                    revision: 0,
+                });
+            }
             (Some(current.definition), flag, archived)
         }
     };
     let definition = serde_json::to_value(&after).map_err(|e| ApiError::Internal(e.into()))?;
-    if before.as_ref() == Some(&definition) {
-        // Nothing changes: no new version, no audit row, no notification.
-        tx.rollback().await?;
-        let current = flag_store::get(pool, key)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no flag `{key}`")))?;
-        return record_from_store(&current).map_err(|e| ApiError::Internal(e.into()));
-    }
     let stored = match before {
-        None => flag_store::insert(&mut tx, key, &definition)
+        None => flag_store::insert(&mut *tx, key, &definition)
             .await?
             .ok_or_else(|| {
                 ApiError::Conflict(format!(
                     "flag `{key}` exists already (it may be archived: restore it instead)"
                 ))
             })?,
-        Some(_) => flag_store::update(&mut tx, key, &definition, archived).await?,
+        Some(_) => flag_store::update(&mut *tx, key, &definition, archived).await?,
     };
-    let revision = flag_store::bump_revision(&mut tx).await?;
+    let revision = flag_store::bump_revision(&mut *tx).await?;
     flag_store::append_audit(
-        &mut tx,
+        &mut *tx,
         AuditEntry {
             flag_key: key,
             actor: context.actor,
@@ -112,24 +141,39 @@ pub async fn write(
     )
     .await?;
     flag_store::notify(
-        &mut tx,
+        &mut *tx,
         &json!({"key": key, "version": stored.version, "revision": revision, "action": action}),
     )
     .await?;
-    tx.commit().await?;
+    let record = record_from_store(&stored).map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Written {
+        record,
+        changed: true,
+        revision,
+    })
+}
+
+/// After a committed write: the log line, and read-your-writes on this instance (other
+/// instances follow the NOTIFY).
+pub async fn announce(
+    pool: &PgPool,
+    live: &LiveFlags,
+    key: &str,
+    action: &str,
+    context: &WriteContext<'_>,
+    written: &Written,
+) {
     tracing::info!(
         flag = key,
         action,
         actor = context.actor,
-        version = stored.version,
-        revision,
+        version = written.record.version,
+        revision = written.revision,
         "flag written"
     );
-    // Read-your-writes on this instance; other instances follow the NOTIFY.
     if let Err(e) = live.reload(pool).await {
         tracing::warn!(error = %e, "reload after a flag write failed; the listener will catch up");
     }
-    record_from_store(&stored).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// 400 with every bad field, from the pure validation.

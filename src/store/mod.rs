@@ -6,6 +6,8 @@ pub mod dead_letter;
 pub mod flags;
 pub mod keys;
 pub mod pool;
+pub mod rollouts;
+pub mod schedules;
 pub mod validation;
 
 pub use pool::{StartupError, connect_and_migrate};

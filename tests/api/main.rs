@@ -18,6 +18,8 @@ mod migrations;
 mod publish;
 mod realtime;
 mod resilience;
+mod rollouts;
+mod schedules;
 mod serve_binary;
 mod shutdown;
 mod stream_sse;

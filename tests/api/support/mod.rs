@@ -149,7 +149,12 @@ pub async fn spawn_app_with_target(configure: impl FnOnce(&mut Config)) -> Targe
 /// as in production), with default settings and its own admin key. The database stays
 /// `other`'s: it is dropped with `other`.
 pub async fn spawn_app_on(other: &TestApp) -> TestApp {
-    start(other.state.config.database_url.clone(), |_| {}, None).await
+    spawn_app_on_with(other, |_| {}).await
+}
+
+/// [`spawn_app_on`] with settings changed by `configure`.
+pub async fn spawn_app_on_with(other: &TestApp, configure: impl FnOnce(&mut Config)) -> TestApp {
+    start(other.state.config.database_url.clone(), configure, None).await
 }
 
 async fn start(

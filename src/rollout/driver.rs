@@ -1,0 +1,112 @@
+//! The background task that moves rollout plans and applies scheduled changes.
+//!
+//! It wakes every tick (`SWITCHYARD_ROLLOUT_TICK_MS`) and at once on any breaker transition,
+//! so a guardrail on a breaker is acted on the moment the breaker opens. Plans are driven by
+//! one instance at a time: the one whose dedicated connection holds the driver's advisory
+//! lock (released when that connection ends, so another instance takes over after a crash or
+//! a shutdown). Each step also locks the plan's row and re-reads it, so even two drivers
+//! could not take the same step twice. Scheduled changes need no leader: each is claimed in
+//! the transaction that applies it.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use sqlx::{Connection, PgConnection};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::{schedule, steps};
+use crate::api::AppState;
+use crate::breaker::history::merged_transitions;
+use crate::store::rollouts as store;
+
+/// Starts the driver; it stops at shutdown, releasing the lead.
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let tick = Duration::from_millis(state.config.rollout_tick_ms.max(10));
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut transitions = merged_transitions(&state.breakers);
+        let mut lead = Lead::default();
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => break,
+                _ = interval.tick() => {}
+                Some(_) = transitions.next() => {}
+            }
+            if let Err(e) = schedule::apply_due(&state).await {
+                tracing::warn!(error = %e, "applying scheduled changes failed; will retry");
+            }
+            if lead.check(&state).await {
+                drive_running(&state).await;
+            }
+        }
+        lead.release().await;
+    })
+}
+
+/// The driver's own connection, on which it holds (or keeps trying to take) the lead.
+#[derive(Default)]
+struct Lead {
+    conn: Option<PgConnection>,
+    leading: bool,
+}
+
+impl Lead {
+    /// Whether this instance leads now: still holding the lock, or just taking it.
+    async fn check(&mut self, state: &AppState) -> bool {
+        if self.conn.is_none() {
+            match state.pool.acquire().await {
+                Ok(conn) => self.conn = Some(conn.detach()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot reach the control store for the rollout lead");
+                    return false;
+                }
+            }
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        // The lock lives as long as the session: a live session still holds it.
+        let result = if self.leading {
+            conn.ping().await.map(|()| true)
+        } else {
+            store::try_lead(conn).await
+        };
+        match result {
+            Ok(leading) => {
+                if leading && !self.leading {
+                    tracing::info!("this instance drives the rollout plans");
+                }
+                self.leading = leading;
+            }
+            Err(e) => {
+                if self.leading {
+                    tracing::warn!(error = %e, "lost the rollout driver's lead connection");
+                }
+                self.conn = None;
+                self.leading = false;
+            }
+        }
+        self.leading
+    }
+
+    async fn release(self) {
+        if let Some(conn) = self.conn {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+async fn drive_running(state: &AppState) {
+    let plans = match store::running(&state.pool).await {
+        Ok(plans) => plans,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the running rollout plans; will retry");
+            return;
+        }
+    };
+    for plan in plans {
+        if let Err(e) = steps::drive(state, plan.id).await {
+            tracing::warn!(rollout_id = %plan.id, error = %e, "rollout step failed; will retry");
+        }
+    }
+}

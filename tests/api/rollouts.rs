@@ -1,0 +1,138 @@
+//! Guarded rollouts end to end, against real Postgres and real sockets: plans that advance
+//! and complete, roll back or abort when the breaker is forced open, pause when a human edits
+//! the flag, obey pause/resume/abort, survive a restart with two instances sharing the
+//! database, and refuse bad bodies storing nothing. Holds are short and the driver's tick
+//! fast; tests wait on the plan's state, never on the clock.
+
+mod consistency;
+mod guardrails;
+mod lifecycle;
+mod validation;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, WAIT, spawn_app_with};
+
+/// The environment the plans roll out in (the test apps' default).
+const ENV: &str = "production";
+
+/// A switchyard whose rollout driver ticks every 20 ms.
+async fn spawn_fast() -> TestApp {
+    spawn_app_with(|config| config.rollout_tick_ms = 20).await
+}
+
+/// A request as admin with a JSON body (none for `Value::Null`).
+async fn admin(app: &TestApp, method: Method, path: &str, body: &Value) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(&app.admin_key);
+    if !body.is_null() {
+        request = request.json(body);
+    }
+    request.send().await.expect("a response")
+}
+
+/// Asserts `status` and returns the JSON body.
+async fn expect(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let body = response.text().await.expect("a body");
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    serde_json::from_str(&body).expect("a JSON body")
+}
+
+/// A boolean flag, on in production at 100% (the defaults once flipped on).
+async fn boolean_flag(app: &TestApp, key: &str) {
+    let body = json!({"key": key, "type": "boolean", "description": "rolled out by a plan"});
+    expect(admin(app, Method::POST, "/v1/flags", &body).await, 201).await;
+}
+
+/// `POST /v1/rollouts` with `plan`; asserts 201 and returns the plan.
+async fn start_plan(app: &TestApp, plan: Value) -> Value {
+    expect(admin(app, Method::POST, "/v1/rollouts", &plan).await, 201).await
+}
+
+async fn plan(app: &TestApp, id: &str) -> Value {
+    expect(
+        admin(
+            app,
+            Method::GET,
+            &format!("/v1/rollouts/{id}"),
+            &Value::Null,
+        )
+        .await,
+        200,
+    )
+    .await
+}
+
+/// Reads the plan until `holds` is true of it; fails after `WAIT`.
+async fn wait_for_plan(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    holds: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let current = plan(app, id).await;
+        if holds(&current) {
+            return current;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {WAIT:?} for the plan to be {what}; it is {current:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits for the plan's status to be `status`.
+async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
+    wait_for_plan(app, id, status, |p| p["status"] == status).await
+}
+
+/// The flag's percentage in production, as stored.
+async fn stored_percentage(app: &TestApp, key: &str) -> Value {
+    let flag = expect(
+        admin(app, Method::GET, &format!("/v1/flags/{key}"), &Value::Null).await,
+        200,
+    )
+    .await;
+    flag["environments"][ENV]["rollout"]["percentage"].clone()
+}
+
+/// The flag's audit rows written by `actor`, oldest first.
+async fn audit_by(app: &TestApp, key: &str, actor: &str) -> Vec<Value> {
+    let path = format!("/v1/flags/{key}/history?limit=1000");
+    let rows = expect(admin(app, Method::GET, &path, &Value::Null).await, 200).await;
+    let mut rows: Vec<Value> = rows
+        .as_array()
+        .expect("audit rows")
+        .iter()
+        .filter(|row| row["actor"] == actor)
+        .cloned()
+        .collect();
+    rows.reverse();
+    rows
+}
+
+/// The production percentage each audit row set.
+fn percentages(rows: &[Value]) -> Vec<Value> {
+    rows.iter()
+        .map(|row| row["after"]["environments"][ENV]["rollout"]["percentage"].clone())
+        .collect()
+}
+
+/// Forces the Realtime breaker open, as an operator would.
+async fn force_breaker_open(app: &TestApp) {
+    let body = json!({"action": "force_open", "reason": "the target is on fire"});
+    expect(
+        admin(app, Method::POST, "/v1/breakers/realtime", &body).await,
+        200,
+    )
+    .await;
+}
