@@ -135,8 +135,14 @@ async fn measure(
     for _ in 0..args.rounds {
         for enabled in [false, true] {
             server.set_validation(enabled).await?;
-            let rate = server.flood(args.publishers, Duration::from_secs(args.seconds)).await?;
-            if enabled { on.push(rate) } else { off.push(rate) }
+            let rate = server
+                .flood(args.publishers, Duration::from_secs(args.seconds))
+                .await?;
+            if enabled {
+                on.push(rate)
+            } else {
+                off.push(rate)
+            }
             server.drain().await?;
         }
     }
