@@ -92,28 +92,6 @@ async fn publish_id(app: &TestApp, event: Value) -> String {
     body["events"][0]["id"].as_str().unwrap().to_owned()
 }
 
-/// Installs a trigger on the target: `source = 'tamper'` rows get other data on the way in,
-/// `source = 'vanish'` rows never land.
-async fn tamper_with_target(targeted: &TargetedApp) {
-    let target = sqlx::PgPool::connect(&targeted.target.url()).await.unwrap();
-    for statement in [
-        "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
-             IF NEW.source = 'vanish' THEN RETURN NULL; END IF;
-             RETURN NEW;
-         END $$",
-        "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
-         FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
-    ] {
-        sqlx::query(statement)
-            .execute(&target)
-            .await
-            .expect(statement);
-    }
-    target.close().await;
-}
-
 #[tokio::test]
 async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_realtime() {
     let targeted = validating_app(300).await;
@@ -124,7 +102,7 @@ async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_re
         category(s, "system")["matched"] == 1
     })
     .await;
-    tamper_with_target(&targeted).await;
+    targeted.tamper_with_target().await;
     let mut ws = app.subscribe_all().await;
 
     for i in 0..20 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, WAIT, spawn_app_with};
+use crate::support::{TestApp, WAIT, expect_json, spawn_app_with};
 
 /// The environment the plans roll out in (the test apps' default).
 const ENV: &str = "production";
@@ -24,46 +24,21 @@ async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
 }
 
-/// A request as admin with a JSON body (none for `Value::Null`).
-async fn admin(app: &TestApp, method: Method, path: &str, body: &Value) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(&app.admin_key);
-    if !body.is_null() {
-        request = request.json(body);
-    }
-    request.send().await.expect("a response")
-}
-
-/// Asserts `status` and returns the JSON body.
-async fn expect(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let body = response.text().await.expect("a body");
-    assert_eq!(got, status, "unexpected status; body: {body}");
-    serde_json::from_str(&body).expect("a JSON body")
-}
-
 /// A boolean flag, on in production at 100% (the defaults once flipped on).
 async fn boolean_flag(app: &TestApp, key: &str) {
     let body = json!({"key": key, "type": "boolean", "description": "rolled out by a plan"});
-    expect(admin(app, Method::POST, "/v1/flags", &body).await, 201).await;
+    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
 }
 
 /// `POST /v1/rollouts` with `plan`; asserts 201 and returns the plan.
 async fn start_plan(app: &TestApp, plan: Value) -> Value {
-    expect(admin(app, Method::POST, "/v1/rollouts", &plan).await, 201).await
+    expect_json(app.as_admin(Method::POST, "/v1/rollouts", &plan).await, 201).await
 }
 
 async fn plan(app: &TestApp, id: &str) -> Value {
-    expect(
-        admin(
-            app,
-            Method::GET,
-            &format!("/v1/rollouts/{id}"),
-            &Value::Null,
-        )
-        .await,
+    expect_json(
+        app.as_admin(Method::GET, &format!("/v1/rollouts/{id}"), &Value::Null)
+            .await,
         200,
     )
     .await
@@ -97,8 +72,9 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
 
 /// The flag's percentage in production, as stored.
 async fn stored_percentage(app: &TestApp, key: &str) -> Value {
-    let flag = expect(
-        admin(app, Method::GET, &format!("/v1/flags/{key}"), &Value::Null).await,
+    let flag = expect_json(
+        app.as_admin(Method::GET, &format!("/v1/flags/{key}"), &Value::Null)
+            .await,
         200,
     )
     .await;
@@ -108,7 +84,7 @@ async fn stored_percentage(app: &TestApp, key: &str) -> Value {
 /// The flag's audit rows written by `actor`, oldest first.
 async fn audit_by(app: &TestApp, key: &str, actor: &str) -> Vec<Value> {
     let path = format!("/v1/flags/{key}/history?limit=1000");
-    let rows = expect(admin(app, Method::GET, &path, &Value::Null).await, 200).await;
+    let rows = expect_json(app.as_admin(Method::GET, &path, &Value::Null).await, 200).await;
     let mut rows: Vec<Value> = rows
         .as_array()
         .expect("audit rows")
@@ -130,8 +106,9 @@ fn percentages(rows: &[Value]) -> Vec<Value> {
 /// Forces the Realtime breaker open, as an operator would.
 async fn force_breaker_open(app: &TestApp) {
     let body = json!({"action": "force_open", "reason": "the target is on fire"});
-    expect(
-        admin(app, Method::POST, "/v1/breakers/realtime", &body).await,
+    expect_json(
+        app.as_admin(Method::POST, "/v1/breakers/realtime", &body)
+            .await,
         200,
     )
     .await;

@@ -4,56 +4,34 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, WAIT, assert_problem, spawn_app_on_with, spawn_app_with};
+use crate::support::{
+    TestApp, WAIT, assert_problem, expect_json, spawn_app_on_with, spawn_app_with,
+};
 
 async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
 }
 
-async fn admin(app: &TestApp, method: Method, path: &str, body: &Value) -> reqwest::Response {
-    let mut request = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(&app.admin_key);
-    if !body.is_null() {
-        request = request.json(body);
-    }
-    request.send().await.expect("a response")
-}
-
-async fn expect(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let body = response.text().await.expect("a body");
-    assert_eq!(got, status, "unexpected status; body: {body}");
-    serde_json::from_str(&body).expect("a JSON body")
-}
-
 async fn boolean_flag(app: &TestApp, key: &str) {
     let body = json!({"key": key, "type": "boolean"});
-    expect(admin(app, Method::POST, "/v1/flags", &body).await, 201).await;
+    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
 }
 
 /// Schedules `change` on `key` in production `in_ms` from now; returns the schedule.
 async fn schedule(app: &TestApp, key: &str, in_ms: i64, change: Value) -> Value {
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(in_ms);
     let body = json!({"environment": "production", "at": at.to_rfc3339(), "change": change});
-    expect(
-        admin(
-            app,
-            Method::POST,
-            &format!("/v1/flags/{key}/schedule"),
-            &body,
-        )
-        .await,
+    expect_json(
+        app.as_admin(Method::POST, &format!("/v1/flags/{key}/schedule"), &body)
+            .await,
         201,
     )
     .await
 }
 
 async fn schedules(app: &TestApp, key: &str) -> Vec<Value> {
-    let list = expect(
-        admin(
-            app,
+    let list = expect_json(
+        app.as_admin(
             Method::GET,
             &format!("/v1/flags/{key}/schedule"),
             &Value::Null,
@@ -87,9 +65,8 @@ async fn wait_for(app: &TestApp, key: &str, id: &str, status: &str) -> Value {
 
 /// The flag's audit rows written by `actor`.
 async fn audit_by(app: &TestApp, key: &str, actor: &str) -> Vec<Value> {
-    let rows = expect(
-        admin(
-            app,
+    let rows = expect_json(
+        app.as_admin(
             Method::GET,
             &format!("/v1/flags/{key}/history"),
             &Value::Null,
@@ -165,7 +142,7 @@ async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
     let created = schedule(&app, "new-ui", 3_600_000, json!({"action": "on"})).await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/v1/flags/new-ui/schedule/{id}");
-    let cancelled = expect(admin(&app, Method::DELETE, &path, &Value::Null).await, 200).await;
+    let cancelled = expect_json(app.as_admin(Method::DELETE, &path, &Value::Null).await, 200).await;
     assert_eq!(cancelled["status"], "cancelled");
     assert!(
         cancelled["reason"]
@@ -173,10 +150,10 @@ async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
             .unwrap()
             .contains("SWITCHYARD_ADMIN_KEY")
     );
-    assert_problem(admin(&app, Method::DELETE, &path, &Value::Null).await, 409).await;
+    assert_problem(app.as_admin(Method::DELETE, &path, &Value::Null).await, 409).await;
     let missing = format!("/v1/flags/new-ui/schedule/{}", uuid::Uuid::new_v4());
     assert_problem(
-        admin(&app, Method::DELETE, &missing, &Value::Null).await,
+        app.as_admin(Method::DELETE, &missing, &Value::Null).await,
         404,
     )
     .await;
@@ -190,13 +167,8 @@ async fn bad_schedules_are_refused_naming_the_field_and_store_nothing() {
     let post = |key: &'static str, body: Value| {
         let app = &app;
         async move {
-            admin(
-                app,
-                Method::POST,
-                &format!("/v1/flags/{key}/schedule"),
-                &body,
-            )
-            .await
+            app.as_admin(Method::POST, &format!("/v1/flags/{key}/schedule"), &body)
+                .await
         }
     };
     let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();

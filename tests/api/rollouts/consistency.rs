@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{ENV, boolean_flag, start_plan, stored_percentage, wait_for_status};
-use crate::support::{TargetedApp, TestApp, WAIT, spawn_app_with_target};
+use crate::support::{TestApp, WAIT, spawn_app_with_target};
 
 async fn overall(app: &TestApp) -> Value {
     let response = app.get("/v1/validation/summary", app.admin()).await;
@@ -29,26 +29,6 @@ async fn wait_for_overall(app: &TestApp, what: &str, done: impl Fn(&Value) -> bo
     }
 }
 
-/// Rows from `source = 'tamper'` land with other data than was sent.
-async fn tamper_with_target(targeted: &TargetedApp) {
-    let target = sqlx::PgPool::connect(&targeted.target.url()).await.unwrap();
-    for statement in [
-        "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
-             RETURN NEW;
-         END $$",
-        "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
-         FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
-    ] {
-        sqlx::query(statement)
-            .execute(&target)
-            .await
-            .expect(statement);
-    }
-    target.close().await;
-}
-
 #[tokio::test]
 async fn a_plan_rolls_back_when_consistency_drops_below_its_floor() {
     let targeted = spawn_app_with_target(|config| {
@@ -70,7 +50,7 @@ async fn a_plan_rolls_back_when_consistency_drops_below_its_floor() {
     app.publish_ok(&json!({"event_type": "error", "source": "warm-up"}))
         .await;
     wait_for_overall(app, "the warm-up event to match", |o| o["matched"] == 1).await;
-    tamper_with_target(&targeted).await;
+    targeted.tamper_with_target().await;
 
     boolean_flag(app, "new-ui").await;
     let created = start_plan(

@@ -5,11 +5,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
-    ENV, admin, audit_by, boolean_flag, expect, percentages, plan, spawn_fast, start_plan,
-    stored_percentage, wait_for_status,
+    ENV, audit_by, boolean_flag, percentages, plan, spawn_fast, start_plan, stored_percentage,
+    wait_for_status,
 };
 use crate::support::ws::next_json;
-use crate::support::{WAIT, event};
+use crate::support::{WAIT, event, expect_json};
 
 #[tokio::test]
 async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes() {
@@ -114,8 +114,9 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
     let id = created["id"].as_str().unwrap().to_string();
 
     let path = format!("/v1/flags/new-ui/environments/{ENV}/rollout");
-    expect(
-        admin(&app, Method::PUT, &path, &json!({"percentage": 30})).await,
+    expect_json(
+        app.as_admin(Method::PUT, &path, &json!({"percentage": 30}))
+            .await,
         200,
     )
     .await;
@@ -135,9 +136,8 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
         1
     );
 
-    let resumed = expect(
-        admin(
-            &app,
+    let resumed = expect_json(
+        app.as_admin(
             Method::POST,
             &format!("/v1/rollouts/{id}/resume"),
             &Value::Null,
@@ -151,9 +151,8 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
         resumed["flag_version"],
         paused["flag_version"].as_i64().unwrap() + 1
     );
-    let aborted = expect(
-        admin(
-            &app,
+    let aborted = expect_json(
+        app.as_admin(
             Method::POST,
             &format!("/v1/rollouts/{id}/abort"),
             &Value::Null,
@@ -186,8 +185,7 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
     let act = |what: &'static str| {
         let (app, id) = (&app, id.clone());
         async move {
-            admin(
-                app,
+            app.as_admin(
                 Method::POST,
                 &format!("/v1/rollouts/{id}/{what}"),
                 &Value::Null,
@@ -195,10 +193,10 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
             .await
         }
     };
-    let paused = expect(act("pause").await, 200).await;
+    let paused = expect_json(act("pause").await, 200).await;
     assert_eq!(paused["status"], "paused");
     assert_eq!(paused["next_step_at"], Value::Null);
-    expect(act("pause").await, 409).await;
+    expect_json(act("pause").await, 409).await;
 
     // A plan started after the pause completes, so the driver has stepped since; the paused
     // one has not moved.
@@ -215,11 +213,11 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
         (Some("paused"), Some(10))
     );
 
-    expect(act("resume").await, 200).await;
-    expect(act("resume").await, 409).await;
+    expect_json(act("resume").await, 200).await;
+    expect_json(act("resume").await, 409).await;
     let done = wait_for_status(&app, &id, "completed").await;
     assert_eq!(done["percentage"], 100);
-    expect(act("abort").await, 409).await;
+    expect_json(act("abort").await, 409).await;
     let actors: Vec<_> = done["events"]
         .as_array()
         .unwrap()

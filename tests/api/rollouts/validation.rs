@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{ENV, admin, boolean_flag, expect, spawn_fast, start_plan};
-use crate::support::{assert_problem, spawn_app_with};
+use super::{ENV, boolean_flag, spawn_fast, start_plan};
+use crate::support::{assert_problem, expect_json, spawn_app_with};
 
 fn fields(problem: &Value) -> Vec<String> {
     problem["errors"].as_array().map_or(Vec::new(), |errors| {
@@ -23,7 +23,7 @@ async fn bad_plans_are_refused_naming_each_field_and_store_nothing() {
     boolean_flag(&app, "new-ui").await;
     let post = |body: Value| {
         let app = &app;
-        async move { admin(app, Method::POST, "/v1/rollouts", &body).await }
+        async move { app.as_admin(Method::POST, "/v1/rollouts", &body).await }
     };
 
     let problem = assert_problem(
@@ -76,14 +76,16 @@ async fn bad_plans_are_refused_naming_each_field_and_store_nothing() {
         .unwrap();
     assert_problem(stale, 412).await;
 
-    let stored = expect(
-        admin(&app, Method::GET, "/v1/rollouts", &Value::Null).await,
+    let stored = expect_json(
+        app.as_admin(Method::GET, "/v1/rollouts", &Value::Null)
+            .await,
         200,
     )
     .await;
     assert_eq!(stored, json!([]));
-    let history = expect(
-        admin(&app, Method::GET, "/v1/flags/new-ui/history", &Value::Null).await,
+    let history = expect_json(
+        app.as_admin(Method::GET, "/v1/flags/new-ui/history", &Value::Null)
+            .await,
         200,
     )
     .await;
@@ -101,7 +103,7 @@ async fn a_second_live_plan_on_the_same_flag_and_environment_is_a_conflict() {
     let plan = json!({"flag": "new-ui", "environment": ENV,
         "stages": [{"percentage": 10, "hold": "1h"}, {"percentage": 100}]});
     start_plan(&app, plan.clone()).await;
-    assert_problem(admin(&app, Method::POST, "/v1/rollouts", &plan).await, 409).await;
+    assert_problem(app.as_admin(Method::POST, "/v1/rollouts", &plan).await, 409).await;
     // Another environment is another plan.
     let staging =
         json!({"flag": "new-ui", "environment": "staging", "stages": [{"percentage": 10}]});
@@ -110,8 +112,9 @@ async fn a_second_live_plan_on_the_same_flag_and_environment_is_a_conflict() {
         done["status"], "completed",
         "one stage without a hold completes at once"
     );
-    let all = expect(
-        admin(&app, Method::GET, "/v1/rollouts", &Value::Null).await,
+    let all = expect_json(
+        app.as_admin(Method::GET, "/v1/rollouts", &Value::Null)
+            .await,
         200,
     )
     .await;
@@ -129,13 +132,15 @@ async fn a_plan_on_a_flag_pinned_by_the_environment_is_a_conflict() {
     .await;
     let body = json!({"flag": "dashboard.transport", "environment": ENV,
         "stages": [{"percentage": 10, "hold": "1m"}, {"percentage": 100}]});
-    let problem = assert_problem(admin(&app, Method::POST, "/v1/rollouts", &body).await, 409).await;
+    let problem =
+        assert_problem(app.as_admin(Method::POST, "/v1/rollouts", &body).await, 409).await;
     assert!(
         problem["detail"].as_str().unwrap().contains("pinned"),
         "{problem:#}"
     );
-    let stored = expect(
-        admin(&app, Method::GET, "/v1/rollouts", &Value::Null).await,
+    let stored = expect_json(
+        app.as_admin(Method::GET, "/v1/rollouts", &Value::Null)
+            .await,
         200,
     )
     .await;

@@ -129,6 +129,31 @@ pub struct TargetedApp {
     pub target: TestDatabase,
 }
 
+impl TargetedApp {
+    /// Installs a trigger on the target (its schema must exist: publish and wait for a first
+    /// row before): rows with `source = 'tamper'` land with other data than was sent, rows
+    /// with `source = 'vanish'` never land although the write succeeds.
+    pub async fn tamper_with_target(&self) {
+        let target = sqlx::PgPool::connect(&self.target.url()).await.unwrap();
+        for statement in [
+            "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
+                 IF NEW.source = 'vanish' THEN RETURN NULL; END IF;
+                 RETURN NEW;
+             END $$",
+            "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
+             FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
+        ] {
+            sqlx::query(statement)
+                .execute(&target)
+                .await
+                .expect(statement);
+        }
+        target.close().await;
+    }
+}
+
 /// Starts switchyard with `REALTIME_DATABASE_URL` naming a fresh database behind a proxy;
 /// `configure` may change any other setting.
 pub async fn spawn_app_with_target(configure: impl FnOnce(&mut Config)) -> TargetedApp {
@@ -187,7 +212,32 @@ async fn start(
     }
 }
 
+/// Asserts `status` and returns the JSON body.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let body = response.text().await.expect("a body");
+    assert_eq!(got, status, "unexpected status; body: {body}");
+    serde_json::from_str(&body).expect("a JSON body")
+}
+
 impl TestApp {
+    /// A request as admin with a JSON body (none for `Value::Null`).
+    pub async fn as_admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_key);
+        if !body.is_null() {
+            request = request.json(body);
+        }
+        request.send().await.expect("a response")
+    }
+
     /// Sets `broadcast.strategy` through the REST API (a 100% rollout of that variant).
     pub async fn set_strategy(&self, strategy: &str) {
         let response = self
