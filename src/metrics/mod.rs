@@ -14,6 +14,7 @@ mod follow;
 pub mod http;
 pub mod latency;
 mod listed;
+pub mod rollouts;
 mod scrape;
 mod sources;
 pub mod validation;
@@ -107,6 +108,7 @@ struct Inner {
     evaluations: Family<EvaluationLabels, Counter>,
     http: http::HttpMetrics,
     validation: ValidationMetrics,
+    rollouts: rollouts::RolloutMetrics,
 }
 
 impl Metrics {
@@ -154,6 +156,7 @@ impl Metrics {
         );
         let http = http::HttpMetrics::register(&mut registry);
         let validation = ValidationMetrics::register(&mut registry);
+        let rollouts = rollouts::RolloutMetrics::register(&mut registry);
         let transitions = follow::register_transitions(&mut registry);
         follow::spawn(&sources, transitions, flag_changes, shutdown);
         registry.register_collector(Box::new(scrape::Scraped::new(sources)));
@@ -167,6 +170,7 @@ impl Metrics {
                 evaluations,
                 http,
                 validation,
+                rollouts,
             }),
         }
     }
@@ -236,6 +240,10 @@ impl Metrics {
     }
 
     /// The validator's figures (consistency per category, discrepancies).
+    pub fn rollouts(&self) -> &rollouts::RolloutMetrics {
+        &self.inner.rollouts
+    }
+
     pub fn validation(&self) -> &ValidationMetrics {
         &self.inner.validation
     }

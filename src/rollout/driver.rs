@@ -37,7 +37,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             if let Err(e) = schedule::apply_due(&state).await {
                 tracing::warn!(error = %e, "applying scheduled changes failed; will retry");
             }
-            if lead.check(&state).await {
+            let leading = lead.check(&state).await;
+            state.metrics.rollouts().set_leader(leading);
+            if leading {
                 drive_running(&state).await;
             }
         }
@@ -104,6 +106,7 @@ async fn drive_running(state: &AppState) {
             return;
         }
     };
+    state.metrics.rollouts().set_running(&plans);
     for plan in plans {
         if let Err(e) = steps::drive(state, plan.id).await {
             tracing::warn!(rollout_id = %plan.id, error = %e, "rollout step failed; will retry");

@@ -239,3 +239,42 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
         ]
     );
 }
+
+#[tokio::test]
+async fn the_driving_instance_reports_each_running_plan_in_metrics() {
+    let app = spawn_fast().await;
+    boolean_flag(&app, "metered").await;
+    start_plan(
+        &app,
+        json!({"flag": "metered", "environment": ENV,
+               "stages": [{"percentage": 20, "hold": "1h"}, {"percentage": 100}]}),
+    )
+    .await;
+    let want = [
+        "switchyard_rollout_leader 1",
+        "switchyard_rollouts_running 1",
+        r#"switchyard_rollout_percentage{flag="metered",environment="production"} 20"#,
+    ];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let scrape = app
+            .get("/metrics", crate::support::Credential::Nothing)
+            .await
+            .text()
+            .await
+            .expect("a scrape");
+        if want.iter().all(|line| scrape.lines().any(|l| l == *line)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{want:?} not all in:\n{}",
+            scrape
+                .lines()
+                .filter(|l| l.contains("rollout"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
