@@ -149,7 +149,9 @@ pub struct RealtimeConfig {
     #[arg(long = "realtime-backlog", env = "SWITCHYARD_REALTIME_BACKLOG", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub backlog: u32,
 
-    /// Events per second the backlog is replayed at once the target recovers.
+    /// Events per second the backlog is replayed at once the target recovers, on top of the
+    /// events that keep arriving behind it meanwhile (so the backlog drains at this rate even
+    /// while arrivals outpace it).
     #[arg(long = "realtime-replay-rate", env = "SWITCHYARD_REALTIME_REPLAY_RATE", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub replay_rate: u32,
 

@@ -33,6 +33,9 @@ const RECEIVE_AT_ONCE: usize = 256;
 const SPILL_CHUNK: usize = 1_000;
 /// Longest a control-store statement may take before the worker moves on.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most events one replay write carries (the batcher's largest batch).
+const MAX_REPLAY_BATCH: usize = 1_000;
+
 /// Pause before retrying a replay that failed while the breaker still admits calls.
 const REPLAY_RETRY: Duration = Duration::from_millis(100);
 
@@ -46,6 +49,10 @@ pub(super) struct Worker {
     control: Option<PgPool>,
     next_replay: Instant,
     last_call: Instant,
+    /// Events that joined the backlog only because a replay was under way (the breaker
+    /// admitting calls): each replay step takes them on top of its paced share, so the
+    /// backlog drains at the replay rate even while arrivals outpace that rate.
+    arrived_behind: usize,
 }
 
 impl Worker {
@@ -66,6 +73,7 @@ impl Worker {
             control,
             next_replay: Instant::now(),
             last_call: Instant::now(),
+            arrived_behind: 0,
         }
     }
 
@@ -108,9 +116,13 @@ impl Worker {
     async fn accept(&mut self, pending: Pending) {
         let pending = {
             let mut backlog = self.shared.lock_backlog();
-            if backlog.holds_back() || !self.breaker.permits_calls() {
+            let admitting = self.breaker.permits_calls();
+            if backlog.holds_back() || !admitting {
                 let held = backlog.push(pending);
                 drop(backlog);
+                if admitting {
+                    self.arrived_behind += 1;
+                }
                 if let Held::Dropped(id) = held {
                     self.shared.lost(vec![id]);
                 }
@@ -186,11 +198,17 @@ impl Worker {
 
     /// Writes the oldest held events (or, with the memory part empty, the dead letter's).
     async fn replay_step(&mut self) {
-        let chunk = if self.breaker.state() == BreakerState::HalfOpen {
-            self.shared.settings.half_open_batch.max(1)
+        let (paced, extra) = if self.breaker.state() == BreakerState::HalfOpen {
+            (self.shared.settings.half_open_batch.max(1), 0)
         } else {
-            self.shared.settings.replay_chunk()
+            let paced = self.shared.settings.replay_chunk();
+            (
+                paced,
+                self.arrived_behind
+                    .min(MAX_REPLAY_BATCH.saturating_sub(paced)),
+            )
         };
+        let chunk = paced + extra;
         let front = self.shared.lock_backlog().front(chunk);
         if front.is_empty() {
             return self.replay_dead_letter(chunk).await;
@@ -206,7 +224,13 @@ impl Worker {
                     .lock_backlog()
                     .remove(front.iter().map(|p| p.published.offset));
                 self.committed(&rows, inserted, started.elapsed(), CommitKind::Replay);
-                self.pace(front.len());
+                // The arrivals taken along do not count against the pace.
+                let taken_extra = front.len().saturating_sub(paced).min(extra);
+                self.arrived_behind -= taken_extra;
+                if self.shared.lock_backlog().is_empty() {
+                    self.arrived_behind = 0;
+                }
+                self.pace(front.len() - taken_extra);
             }
             Err(error) => {
                 self.failed(&error, front.len());

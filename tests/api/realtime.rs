@@ -292,6 +292,37 @@ async fn a_flapping_target_reopens_the_breaker_each_time_and_still_loses_nothing
 }
 
 #[tokio::test]
+async fn the_backlog_drains_even_while_arrivals_outpace_the_replay_rate() {
+    // Replay at 50 events/s while 200 events/s keep arriving behind the backlog.
+    let rig = Rig::start(Fault::Pass, |s| s.replay_rate_per_s = 50).await;
+    rig.wait_until("the target to be known up", |s| {
+        s.target == TargetHealth::Up
+    })
+    .await;
+    rig.breaker.set_mode(BreakerMode::ForceOpen, "test", None);
+    let mut submitted = rig.submit(100);
+    rig.wait_until("the outage's events to be held", |s| s.backlog_depth == 100)
+        .await;
+    rig.breaker.set_mode(BreakerMode::Auto, "test", None);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        submitted.extend(rig.submit(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if rig.path.status().backlog_depth == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog never drained: {:#?}",
+            rig.path.status()
+        );
+    }
+    let rows = rig.wait_for_rows(&submitted).await;
+    assert_exactly_once(&rows, &submitted);
+    rig.stop().await;
+}
+
+#[tokio::test]
 async fn a_replay_of_events_the_target_already_has_never_duplicates_a_row() {
     let rig = Rig::start(Fault::Pass, |_| {}).await;
     rig.wait_until("the schema to be applied", |s| s.target == TargetHealth::Up)
