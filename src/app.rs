@@ -255,6 +255,8 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             }
         }));
     }
+    // A key revoked anywhere stops working here at once.
+    tasks.push(state.auth.spawn_revocation_listener(state.shutdown.clone()));
     // Breaker transitions: system frames to subscribers, rows in the history table.
     tasks.extend(crate::breaker::history::spawn(
         &state.breakers,

@@ -184,7 +184,7 @@ async fn keys(command: KeysCommand, database_url: &str, json: bool) -> anyhow::R
             match store::keys::revoke(&pool, &name_or_id).await? {
                 Some(key) if json => line(serde_json::to_string_pretty(&key)?)?,
                 Some(key) => line(format_args!(
-                    "revoked `{}` ({}); running servers stop accepting it within 30 s",
+                    "revoked `{}` ({}); running servers stop accepting it at once (within 30 s for one that cannot reach the database)",
                     key.name, key.id
                 ))?,
                 None => anyhow::bail!("no active key named `{name_or_id}`"),

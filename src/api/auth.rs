@@ -3,8 +3,9 @@
 //! `admin` may do everything, `publish` may ingest, `read` may subscribe and read. A key is
 //! sent as `Authorization: Bearer`, `X-API-Key`, or `?token=` (browsers cannot set headers on
 //! WebSockets and EventSource). Lookups go through a moka cache keyed by the key's hash, so
-//! the hot path does not query Postgres per request; a revoked key stops working on this
-//! instance at once and on other instances within `KEY_CACHE_TTL`.
+//! the hot path does not query Postgres per request. A revoke notifies every instance
+//! (`LISTEN switchyard_keys`), which forgets its cached lookups at once; while an instance
+//! cannot listen (the control store is unreachable) the cache's TTL, 30 s, bounds it.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -62,6 +63,12 @@ pub struct Principal {
     pub scope: Scope,
 }
 
+async fn listen_for_revocations(pool: &PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(keys::REVOKED_CHANNEL).await?;
+    Ok(listener)
+}
+
 /// Checks keys against the configured admin key and the control store.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -116,6 +123,57 @@ impl Authenticator {
     /// Forgets every cached lookup (after a revoke on this instance).
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
+    }
+
+    /// Forgets every cached lookup whenever a key is revoked anywhere, until shutdown. When the
+    /// listening connection is lost the cache is cleared too (a revoke may have been missed),
+    /// and it reconnects with backoff.
+    pub fn spawn_revocation_listener(
+        &self,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                let listener = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    listener = listen_for_revocations(&auth.pool) => listener,
+                };
+                match listener {
+                    Ok(mut listener) => {
+                        backoff = Duration::from_millis(250);
+                        auth.invalidate_all();
+                        loop {
+                            let notification = tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                notification = listener.try_recv() => notification,
+                            };
+                            match notification {
+                                Ok(Some(revoked)) => {
+                                    tracing::info!(
+                                        key_id = revoked.payload(),
+                                        "API key revoked: cached lookups forgotten"
+                                    );
+                                    auth.invalidate_all();
+                                }
+                                Ok(None) => auth.invalidate_all(),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "key revocation listener lost its connection");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "key revocation listener cannot connect"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        })
     }
 
     /// Authorizes a request that needs `needed`, given the key it presented (if any).

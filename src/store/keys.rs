@@ -90,16 +90,23 @@ pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyRecord>, sqlx::Error
     rows.iter().map(record).collect()
 }
 
+/// The channel a revoke notifies (payload: the key's id).
+pub const REVOKED_CHANNEL: &str = "switchyard_keys";
+
 /// Revokes the active key with this name or id; returns it, or None if there is none.
 pub async fn revoke(
     db: impl PgExecutor<'_>,
     name_or_id: &str,
 ) -> Result<Option<KeyRecord>, sqlx::Error> {
     let id = Uuid::parse_str(name_or_id).ok();
+    // The NOTIFY is delivered when the revoke commits: every running instance forgets its
+    // cached lookups at once instead of within the cache's TTL.
     let row = sqlx::query(
-        "UPDATE switchyard.api_keys SET revoked_at = now(), updated_at = now()
-         WHERE revoked_at IS NULL AND (name = $1 OR id = $2)
-         RETURNING id, name, scope, prefix, created_at, revoked_at",
+        "WITH revoked AS (
+             UPDATE switchyard.api_keys SET revoked_at = now(), updated_at = now()
+             WHERE revoked_at IS NULL AND (name = $1 OR id = $2)
+             RETURNING id, name, scope, prefix, created_at, revoked_at)
+         SELECT revoked.*, pg_notify('switchyard_keys', revoked.id::text) FROM revoked",
     )
     .bind(name_or_id)
     .bind(id)

@@ -189,6 +189,29 @@ async fn a_key_revoked_after_use_is_401_once_the_instance_forgets_it() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_on_one_instance_stops_working_on_another_at_once() {
+    let a = spawn_app().await;
+    let b = crate::support::spawn_app_on(&a).await;
+    let publish = a.create_key(Scope::Publish).await;
+    // B has looked the key up and cached it.
+    assert_eq!(
+        publish_status(&b, Credential::Bearer(&publish.key)).await,
+        202
+    );
+
+    a.revoke_key(&publish).await;
+    // Well inside the 30 s cache TTL: the revoke's NOTIFY makes B forget it.
+    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
+    while publish_status(&b, Credential::Bearer(&publish.key)).await != 401 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other instance still accepts the revoked key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn health_endpoints_and_status_need_no_key() {
     let app = spawn_app().await;
 
