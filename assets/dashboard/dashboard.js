@@ -55,7 +55,9 @@
 
   function onTransition(t) {
     var known = view.breakers.get(t.breaker);
-    if (known) { known.state = t.to; known.since = t.at; }
+    // The mode follows from the state (a forced state is its mode; the policy's are auto).
+    var MODES = { forced_open: 'force_open', forced_closed: 'force_closed', disabled: 'disabled' };
+    if (known) { known.state = t.to; known.since = t.at; known.mode = MODES[t.to] || 'auto'; }
     var item = el('li', { className: (BANNER[t.to] || ['unknown'])[0] }, el('time', {}, time(t.at)),
       ' ' + t.breaker + ': ' + t.from + ' → ' + t.to + ' — ' + t.reason + (t.actor ? ' (' + t.actor + ')' : ''));
     var list = $('#transitions');
@@ -100,7 +102,7 @@
     }
   }
 
-  function percent(value) { return value === null || value === undefined ? '—' : value.toFixed(2) + '%'; }
+  function percentOrDash(value) { return value === null || value === undefined ? '—' : value.toFixed(2) + '%'; }
 
   /** The validator's sliding window, pushed with every status sample. */
   function renderConsistency(validation) {
@@ -114,8 +116,8 @@
       var wrong = Object.entries(c.discrepancies).filter(function (d) { return d[1] > 0; })
         .map(function (d) { return d[0] + ' ' + d[1]; }).join(', ');
       return el('tr', { 'data-category': c.category, className: c.breached ? 'breached' : '' },
-        el('td', {}, c.category), el('td', {}, percent(c.consistency_percent)),
-        el('td', {}, '≤ ' + c.threshold_percent + '% mismatch'), el('td', {}, String(c.expected)),
+        el('td', {}, c.category), el('td', {}, percentOrDash(c.consistency_percent)),
+        el('td', {}, c.threshold_percent + '% mismatch'), el('td', {}, String(c.expected)),
         el('td', {}, wrong || 'none'));
     });
     var table = el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'category'), el('th', {}, 'consistency'),

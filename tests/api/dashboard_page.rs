@@ -177,7 +177,8 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
             "document.getElementById('realtime-banner').dataset.state === 'forced_open' \
              && document.getElementById('realtime-banner').classList.contains('failing') \
              && document.getElementById('realtime-state').textContent === 'FORCED OPEN' \
-             && document.getElementById('transitions').innerText.includes('closed → forced_open')",
+             && document.getElementById('transitions').innerText.includes('closed → forced_open') \
+             && document.querySelector('#breakers tr[data-breaker=\"realtime\"] td:nth-child(3)').textContent === 'force_open'",
         )
         .await;
 
