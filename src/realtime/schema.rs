@@ -57,18 +57,10 @@ fn is_missing_database(error: &sqlx::Error) -> bool {
 async fn create_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
     let database = options.get_database().unwrap_or("postgres").to_string();
     let mut conn = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let quoted = format!("\"{}\"", database.replace('"', "\"\""));
-    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-        .execute(&mut conn)
-        .await;
+    let created = crate::store::pool::create_database(&mut conn, &database).await;
     let _ = conn.close().await;
-    match created {
-        Ok(_) => {
-            tracing::info!(database, "created the Realtime target database");
-            Ok(())
-        }
-        // Another instance created it first.
-        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => Ok(()),
-        Err(e) => Err(e),
+    if created? {
+        tracing::info!(database, "created the Realtime target database");
     }
+    Ok(())
 }

@@ -111,24 +111,14 @@ impl RealtimeSink {
     /// Writes the rows in one statement; returns how many were new (the rest were there).
     pub async fn write(&self, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
         self.ensure_schema().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO monitoring.monitoring_events
                  (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
                                   $5::jsonb[], $6::jsonb[], $7::text[], $8::int8[], $9::text[])
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&rows.ids)
-        .bind(&rows.event_types)
-        .bind(&rows.timestamps)
-        .bind(&rows.sources)
-        .bind(&rows.data)
-        .bind(&rows.metadata)
-        .bind(&rows.categories)
-        .bind(&rows.sequence_ids)
-        .bind(&rows.epochs)
-        .execute(self.pool()?)
-        .await?;
+        );
+        let done = rows.bind_columns(query).execute(self.pool()?).await?;
         Ok(done.rows_affected())
     }
 

@@ -58,6 +58,24 @@ impl RealtimeRows {
         self.epochs.push(epoch.to_string());
     }
 
+    /// Binds the nine columns, in this order, as `$1`..`$9` of a `UNNEST` statement (the
+    /// dead letter's insert here, the Realtime sink's on the target).
+    pub fn bind_columns<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.event_types)
+            .bind(&self.timestamps)
+            .bind(&self.sources)
+            .bind(&self.data)
+            .bind(&self.metadata)
+            .bind(&self.categories)
+            .bind(&self.sequence_ids)
+            .bind(&self.epochs)
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -77,7 +95,7 @@ pub struct Claimed {
 
 /// Appends `rows` in their order; an event already spilled is skipped. Returns rows added.
 pub async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO switchyard.realtime_dead_letter
              (event_id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
          SELECT event_id, event_type, ts, source, data, metadata, category, sequence_id, epoch
@@ -87,18 +105,8 @@ pub async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64,
                                    sequence_id, epoch, ord)
          ORDER BY ord
          ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(&rows.ids)
-    .bind(&rows.event_types)
-    .bind(&rows.timestamps)
-    .bind(&rows.sources)
-    .bind(&rows.data)
-    .bind(&rows.metadata)
-    .bind(&rows.categories)
-    .bind(&rows.sequence_ids)
-    .bind(&rows.epochs)
-    .execute(db)
-    .await?;
+    );
+    let done = rows.bind_columns(query).execute(db).await?;
     Ok(done.rows_affected())
 }
 

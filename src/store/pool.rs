@@ -102,14 +102,9 @@ async fn create_database_if_missing(
                 cause: e.to_string(),
             })?;
     if !exists {
-        let quoted = format!("\"{}\"", database.replace('"', "\"\""));
-        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
-            .execute(&mut conn)
-            .await
-        {
-            Ok(_) => tracing::info!(database, "created database"),
-            // Another instance created it between our check and our CREATE.
-            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+        match create_database(&mut conn, &database).await {
+            Ok(true) => tracing::info!(database, "created database"),
+            Ok(false) => {}
             Err(e) => {
                 return Err(StartupError::CreateDatabase {
                     url: url.to_string(),
@@ -121,4 +116,21 @@ async fn create_database_if_missing(
     }
     let _ = conn.close().await;
     Ok(())
+}
+
+/// `CREATE DATABASE name` on `conn` (a maintenance connection); false when another client
+/// created it first. Shared by the control store's start and the Realtime target's schema.
+pub(crate) async fn create_database(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(conn)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => Ok(false),
+        Err(e) => Err(e),
+    }
 }
