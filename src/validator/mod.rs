@@ -111,6 +111,12 @@ struct Shared {
     /// Expectations dropped because the validator's queue was full.
     overflowed: AtomicU64,
     summary: ArcSwap<ValidationSummary>,
+    /// Views of both paths opened when validation is switched on (before the switch returns,
+    /// so no event published after it is missed), for the task to take.
+    opened: std::sync::Mutex<Option<run::Views>>,
+    woken: tokio::sync::Notify,
+    hub: Hub,
+    realtime: RealtimePath,
 }
 
 /// The validator of this instance. Cheap to clone.
@@ -138,16 +144,15 @@ impl Validator {
             expectations,
             overflowed: AtomicU64::new(0),
             summary: ArcSwap::from_pointee(run::empty_summary(&settings)),
+            opened: std::sync::Mutex::new(None),
+            woken: tokio::sync::Notify::new(),
+            hub: hub.clone(),
+            realtime: realtime.clone(),
         });
-        let inputs = run::Inputs {
-            expectations: receiver,
-            tap: hub.tap(),
-            committed: realtime.subscribe_committed(),
-        };
         tokio::spawn(run::run(
             shared.clone(),
             settings,
-            inputs,
+            receiver,
             run::Links {
                 hub: hub.clone(),
                 realtime: realtime.clone(),
@@ -165,6 +170,11 @@ impl Validator {
 
     /// Follows the `validation.enabled` flag (or its pin).
     pub fn set_enabled(&self, enabled: bool) {
+        if enabled && !self.shared.enabled.load(Ordering::Relaxed) {
+            let views = run::Views::open(&self.shared.hub, &self.shared.realtime);
+            *self.shared.opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(views);
+            self.shared.woken.notify_one();
+        }
         if self.shared.enabled.swap(enabled, Ordering::Relaxed) != enabled {
             tracing::info!(
                 enabled,

@@ -30,10 +30,22 @@ const READ_BACK_CHUNK: usize = 1_000;
 /// A read-back that takes longer is abandoned and retried.
 const READ_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(super) struct Inputs {
-    pub expectations: mpsc::Receiver<Expectation>,
-    pub tap: Tap,
-    pub committed: broadcast::Receiver<CommittedBatch>,
+/// The validator's views of the two paths. Held only while there is something to check: with
+/// validation off and nothing pending they are dropped, so the hub does not wake the validator
+/// for every event and the Realtime path stops announcing commits to nobody.
+#[derive(Default)]
+pub(super) struct Views {
+    tap: Option<Tap>,
+    committed: Option<broadcast::Receiver<CommittedBatch>>,
+}
+
+impl Views {
+    pub(super) fn open(hub: &Hub, realtime: &RealtimePath) -> Self {
+        Self {
+            tap: Some(hub.tap()),
+            committed: Some(realtime.subscribe_committed()),
+        }
+    }
 }
 
 /// What the validator reads from and reports to.
@@ -69,7 +81,7 @@ struct Validation {
 pub(super) async fn run(
     shared: Arc<Shared>,
     settings: ValidatorSettings,
-    mut inputs: Inputs,
+    mut expectations: mpsc::Receiver<Expectation>,
     links: Links,
     shutdown: CancellationToken,
 ) {
@@ -97,17 +109,19 @@ pub(super) async fn run(
     };
     let mut tick = tokio::time::interval(v.settings.tick);
     let mut retention = tokio::time::interval(Duration::from_secs(3600));
+    let mut views = Views::default();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return,
-            Some(expectation) = inputs.expectations.recv() => v.expect(expectation),
-            sent = inputs.tap.receiver.recv() => match sent {
-                Ok(published) => v.saw_websocket(&published, &mut inputs.expectations),
+            () = v.shared.woken.notified() => v.watch(&mut views),
+            Some(expectation) = expectations.recv() => v.expect(expectation),
+            sent = next(views.tap.as_mut().map(|tap| &mut tap.receiver)) => match sent {
+                Ok(published) => v.saw_websocket(&published, &mut expectations),
                 Err(RecvError::Lagged(_)) => v.gaps.websocket = Some(Instant::now()),
                 Err(RecvError::Closed) => return,
             },
-            committed = inputs.committed.recv() => match committed {
+            committed = next(views.committed.as_mut()) => match committed {
                 Ok(batch) if batch.kind == CommitKind::Dropped => {
                     for id in batch.ids {
                         let resolution = v.tracker.row_absent(id);
@@ -125,13 +139,41 @@ pub(super) async fn run(
             _ = tick.tick() => {
                 v.request_read_back(&requests);
                 v.tick(realtime.holds_backlog());
+                let enabled = v.shared.enabled.load(Ordering::Relaxed);
+                if !enabled && v.tracker.pending() == 0 && v.to_read.is_empty() {
+                    views = Views::default();
+                }
             }
             _ = retention.tick() => v.apply_retention(),
         }
     }
 }
 
+/// The next message of `receiver`, or never while there is none.
+async fn next<T: Clone>(receiver: Option<&mut broadcast::Receiver<T>>) -> Result<T, RecvError> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Validation {
+    /// Takes the views `Validator::set_enabled` opened, unless the task still holds views
+    /// that never closed (validation switched off and on with events pending).
+    fn watch(&mut self, views: &mut Views) {
+        let opened = self
+            .shared
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(opened) = opened
+            && views.tap.is_none()
+        {
+            *views = opened;
+        }
+    }
+
     fn expect(&mut self, expectation: Expectation) {
         self.tracker
             .expect(expectation.id, expectation.category, expectation.at);
