@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::auth::Scope;
+use crate::auth::Scope;
 use crate::client::output::{Table, cell, line};
 use crate::client::{self, TailArgs};
 use crate::config::Config;

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod bench;
 pub mod breaker;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod event;
 pub mod flags;
+pub mod flagstore;
 pub mod governance;
 pub mod hub;
 pub mod ingest;

@@ -14,60 +14,16 @@ use std::time::Duration;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use moka::future::Cache;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use utoipa::ToSchema;
+use sqlx::postgres::PgNotification;
 
 use super::error::ApiError;
+pub use crate::auth::{Principal, Scope};
 use crate::store::keys::{self, hash_key};
+use crate::store::listen::{self, Follower};
 
 /// How long a key lookup (found or not) is trusted before Postgres is asked again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Admin,
-    Publish,
-    Read,
-}
-
-impl Scope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Admin => "admin",
-            Scope::Publish => "publish",
-            Scope::Read => "read",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "admin" => Some(Scope::Admin),
-            "publish" => Some(Scope::Publish),
-            "read" => Some(Scope::Read),
-            _ => None,
-        }
-    }
-
-    /// Whether a key of this scope may use a route that needs `needed`.
-    pub fn allows(self, needed: Scope) -> bool {
-        self == Scope::Admin || self == needed
-    }
-}
-
-/// Who is calling: the key's name (the actor in audit rows) and its scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub name: String,
-    pub scope: Scope,
-}
-
-async fn listen_for_revocations(pool: &PgPool) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
-    listener.listen(keys::REVOKED_CHANNEL).await?;
-    Ok(listener)
-}
 
 /// Checks keys against the configured admin key and the control store.
 #[derive(Clone)]
@@ -132,47 +88,10 @@ impl Authenticator {
         &self,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let auth = self.clone();
+        let mut auth = self.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(250);
-            loop {
-                let listener = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    listener = listen_for_revocations(&auth.pool) => listener,
-                };
-                match listener {
-                    Ok(mut listener) => {
-                        backoff = Duration::from_millis(250);
-                        auth.invalidate_all();
-                        loop {
-                            let notification = tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                notification = listener.try_recv() => notification,
-                            };
-                            match notification {
-                                Ok(Some(revoked)) => {
-                                    tracing::info!(
-                                        key_id = revoked.payload(),
-                                        "API key revoked: cached lookups forgotten"
-                                    );
-                                    auth.invalidate_all();
-                                }
-                                Ok(None) => auth.invalidate_all(),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "key revocation listener lost its connection");
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "key revocation listener cannot connect"),
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+            let pool = auth.pool.clone();
+            listen::follow(&pool, &[keys::REVOKED_CHANNEL], None, &mut auth, &shutdown).await;
         })
     }
 
@@ -273,14 +192,25 @@ where
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The key cache follows `switchyard_keys`: any revoke, or any gap in listening, forgets it all.
+impl Follower for Authenticator {
+    async fn caught_up(&mut self) {
+        self.invalidate_all();
+    }
 
-    #[test]
-    fn admin_allows_everything_other_scopes_only_themselves() {
-        assert!(Scope::Admin.allows(Scope::Publish) && Scope::Admin.allows(Scope::Read));
-        assert!(Scope::Publish.allows(Scope::Publish) && !Scope::Publish.allows(Scope::Read));
-        assert!(!Scope::Read.allows(Scope::Admin));
+    async fn notified(&mut self, revoked: PgNotification) {
+        tracing::info!(
+            key_id = revoked.payload(),
+            "API key revoked: cached lookups forgotten"
+        );
+        self.invalidate_all();
+    }
+
+    fn disconnected(&mut self, error: &sqlx::Error, connecting: bool, _retry: Duration) {
+        if connecting {
+            tracing::debug!(error = %error, "key revocation listener cannot connect");
+        } else {
+            tracing::warn!(error = %error, "key revocation listener lost its connection");
+        }
     }
 }

@@ -7,7 +7,7 @@ use sqlx::{PgExecutor, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::auth::Scope;
+use crate::auth::Scope;
 
 /// A key as listed: never the key itself.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -5,6 +5,7 @@ pub mod breakers;
 pub mod dead_letter;
 pub mod flags;
 pub mod keys;
+pub mod listen;
 pub mod pool;
 pub mod rollouts;
 pub mod schedules;
