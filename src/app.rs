@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState, auth::Authenticator};
 use crate::breaker::{self, Breaker, BreakerConfig};
 use crate::config::Config;
-use crate::flags::live::{LiveFlags, PinSources};
+use crate::flagstore::{LiveFlags, PinSources};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::realtime::{RealtimePath, RealtimeSettings};
+use crate::rollout::{GuardrailSources, RolloutDeps};
 use crate::router::Router;
 use crate::store::{self, StartupError};
 use crate::validator::{Validator, ValidatorSettings};
@@ -109,6 +110,16 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|cause| BuildError::Listen { addr, cause })?;
+        let rollouts = RolloutDeps {
+            pool: pool.clone(),
+            flags: flags.clone(),
+            hub: hub.clone(),
+            guardrails: GuardrailSources {
+                breakers: breakers.clone(),
+                realtime: realtime.clone(),
+                validator: validator.clone(),
+            },
+        };
         let state = AppState {
             config: Arc::new(config),
             pool,
@@ -122,6 +133,7 @@ impl Application {
             shutdown,
             connections: TaskTracker::new(),
             metrics,
+            rollouts,
         };
         Ok(Self { listener, state })
     }
@@ -279,7 +291,12 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         ));
     }
     // Guarded rollout plans and scheduled flag changes.
-    tasks.push(crate::rollout::driver::spawn(state.clone()));
+    tasks.push(crate::rollout::driver::spawn(
+        state.rollouts.clone(),
+        Duration::from_millis(config.rollout_tick_ms),
+        state.metrics.clone(),
+        state.shutdown.clone(),
+    ));
     tasks
 }
 

@@ -13,8 +13,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Breaker, BreakerMode, BreakerState};
-use crate::flags::live::LiveFlags;
 use crate::flags::{Evaluation, EvaluationContext, Reason};
+use crate::flagstore::LiveFlags;
 use crate::hub::Hub;
 
 /// The flag that carries the Realtime breaker's mode.

@@ -11,7 +11,6 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::api::error::ApiError;
 use crate::event::{Event, FieldError, parse_event};
 use crate::hub::Hub;
 use crate::realtime::RealtimePath;
@@ -22,6 +21,20 @@ use crate::validator::Validator;
 pub const MAX_BATCH: usize = 1_000;
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a request's events were not accepted: the whole request is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    /// More than [`MAX_BATCH`] events in one request.
+    #[error("a request carries at most {MAX_BATCH} events (got {0})")]
+    TooManyEvents(usize),
+    /// Some events (or the batch itself) are invalid: each bad field, with its event's index.
+    #[error("{} invalid field(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+}
 
 /// What the publisher is told about one event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -80,22 +93,18 @@ impl Ingest {
 
     /// Parses a request body: one event object or an array of up to [`MAX_BATCH`]. Any bad
     /// event rejects the whole request.
-    pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, ApiError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, IngestError> {
+        let value: Value = serde_json::from_slice(body).map_err(IngestError::NotJson)?;
         let now = Utc::now();
         let items: Vec<&Value> = match &value {
             Value::Array(items) => items.iter().collect(),
             other => vec![other],
         };
         if items.len() > MAX_BATCH {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "a request carries at most {MAX_BATCH} events (got {})",
-                items.len()
-            )));
+            return Err(IngestError::TooManyEvents(items.len()));
         }
         if items.is_empty() {
-            return Err(ApiError::Validation(vec![FieldError {
+            return Err(IngestError::Invalid(vec![FieldError {
                 index: None,
                 field: "".into(),
                 message: "the batch is empty: send one event object or a non-empty array".into(),
@@ -113,7 +122,7 @@ impl Ingest {
         if errors.is_empty() {
             Ok(events)
         } else {
-            Err(ApiError::Validation(errors))
+            Err(IngestError::Invalid(errors))
         }
     }
 

@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
+use super::state::BreakersState;
 use crate::breaker::{
     Breaker, BreakerMode, BreakerState, BreakerStatus, Registry, Transition, history,
 };
@@ -102,7 +102,7 @@ fn find(registry: &Registry, name: &str) -> Result<Breaker, ApiError> {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_breakers(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
 ) -> ApiJson<Vec<BreakerStatus>> {
     ApiJson(state.breakers.all().iter().map(Breaker::status).collect())
 }
@@ -113,7 +113,7 @@ pub async fn list_breakers(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_breaker(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
     Path(name): Path<String>,
 ) -> Result<ApiJson<BreakerStatus>, ApiError> {
     Ok(ApiJson(find(&state.breakers, &name)?.status()))
@@ -130,7 +130,7 @@ pub async fn get_breaker(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn control_breaker(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<ApiJson<BreakerStatus>, ApiError> {
@@ -165,7 +165,7 @@ pub async fn control_breaker(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn breaker_actions(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
     Path(name): Path<String>,
     Query(query): Query<TransitionsQuery>,
 ) -> Result<ApiJson<Vec<ActionRecord>>, ApiError> {
@@ -226,7 +226,7 @@ fn parse_command(body: Value) -> Result<BreakerCommand, ApiError> {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn breaker_transitions(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
     Path(name): Path<String>,
     Query(query): Query<TransitionsQuery>,
 ) -> Result<ApiJson<Vec<TransitionRecord>>, ApiError> {
@@ -244,7 +244,7 @@ pub async fn breaker_transitions(
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn breaker_stream(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<BreakersState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let (registry, shutdown) = (state.breakers.clone(), state.shutdown.clone());
     let stream = async_stream::stream! {

@@ -5,9 +5,9 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AppState;
 use super::auth::Reader;
 use super::error::{ApiError, ApiJson, Problem};
+use super::state::ValidationState;
 use crate::event::{Category, FieldError};
 use crate::store::validation::{self as reports, ValidationReport};
 use crate::validator::ValidationSummary;
@@ -19,7 +19,7 @@ use crate::validator::ValidationSummary;
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn validation_summary(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<ValidationState>,
 ) -> ApiJson<ValidationSummary> {
     ApiJson(state.validator.summary().as_ref().clone())
 }
@@ -39,7 +39,7 @@ pub struct ReportsQuery {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn validation_reports(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<ValidationState>,
     Query(query): Query<ReportsQuery>,
 ) -> Result<ApiJson<Vec<ValidationReport>>, ApiError> {
     let mut errors = Vec::new();

@@ -1,7 +1,8 @@
 //! The one error type of the HTTP API, rendered as RFC 9457 `application/problem+json`.
 //!
 //! Each variant documents its status. Details of 5xx errors are logged here, where they are
-//! handled, and never returned to the client.
+//! handled, and never returned to the client. The domain's own errors (flag writes, rollouts,
+//! ingest, bad documents) become HTTP here and only here, through the `From` impls at the end.
 
 use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
@@ -11,6 +12,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::event::FieldError;
+use crate::flags::InvalidFields;
+use crate::flagstore::WriteError;
+use crate::ingest::IngestError;
+use crate::rollout::RolloutError;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -178,6 +183,49 @@ impl From<sqlx::Error> for ApiError {
                 ApiError::Unavailable("the control store is unavailable; try again shortly".into())
             }
             _ => ApiError::Internal(err.into()),
+        }
+    }
+}
+
+impl From<InvalidFields> for ApiError {
+    fn from(InvalidFields(errors): InvalidFields) -> Self {
+        ApiError::Validation(errors)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::NotJson(_) => ApiError::BadRequest(err.to_string()),
+            IngestError::TooManyEvents(_) => ApiError::PayloadTooLarge(err.to_string()),
+            IngestError::Invalid(errors) => ApiError::Validation(errors),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::NotFound(detail) => ApiError::NotFound(detail),
+            WriteError::Pinned(detail) | WriteError::Conflict(detail) => ApiError::Conflict(detail),
+            WriteError::VersionMismatch(detail) => ApiError::PreconditionFailed(detail),
+            WriteError::Invalid(errors) => ApiError::Validation(errors),
+            WriteError::Store(err) => err.into(),
+            WriteError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<RolloutError> for ApiError {
+    fn from(err: RolloutError) -> Self {
+        match err {
+            RolloutError::NotFound(detail) => ApiError::NotFound(detail),
+            RolloutError::Conflict(detail) => ApiError::Conflict(detail),
+            RolloutError::Invalid(errors) => ApiError::Validation(errors),
+            RolloutError::Unprocessable(detail) => ApiError::Unprocessable(detail),
+            RolloutError::Write(err) => err.into(),
+            RolloutError::Store(err) => err.into(),
+            RolloutError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Reader;
 use super::error::{ApiError, ApiJson, Problem};
+use super::state::EvaluationState;
 use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -48,7 +48,7 @@ pub struct EvaluationView {
 }
 
 /// Applies the breaker's override to `dashboard.transport`.
-fn governed(state: &AppState, evaluation: Evaluation) -> (Evaluation, Option<Value>) {
+fn governed(state: &EvaluationState, evaluation: Evaluation) -> (Evaluation, Option<Value>) {
     state.metrics.count_evaluation(&evaluation);
     let breaker = state.breakers.get("realtime");
     match crate::governance::transport_override(&evaluation, breaker.as_ref()) {
@@ -63,7 +63,7 @@ fn governed(state: &AppState, evaluation: Evaluation) -> (Evaluation, Option<Val
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn evaluate(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<EvaluationState>,
     ApiJson(request): ApiJson<EvaluateRequest>,
 ) -> Json<EvaluateResponse> {
     let snapshot = state.flags.snapshot();
@@ -175,7 +175,7 @@ fn ofrep_metadata(evaluation: &Evaluation, snapshot: &Snapshot, stale: bool) -> 
 }
 
 fn ofrep_value(
-    state: &AppState,
+    state: &EvaluationState,
     evaluation: Evaluation,
     snapshot: &Snapshot,
     stale: bool,
@@ -209,7 +209,7 @@ fn ofrep_value(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_one(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<EvaluationState>,
     Path(key): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -250,7 +250,7 @@ fn failure(status: StatusCode, body: OfrepFailure) -> Response {
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_bulk(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<EvaluationState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {

@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::auth::Publisher;
 use super::error::{ApiError, ApiJson, Problem};
 use crate::ingest::{Ingest, Receipt};
@@ -80,11 +79,5 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
                 content_type
             }
         )))
-    }
-}
-
-impl axum::extract::FromRef<AppState> for Ingest {
-    fn from_ref(state: &AppState) -> Self {
-        state.ingest.clone()
     }
 }

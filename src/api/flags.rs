@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
+use super::state::FlagsState;
 use crate::event::FieldError;
-use crate::flags::writes::{self, Change, WriteContext};
+use crate::flags::parse_flag;
 use crate::flags::{EnvironmentConfig, FlagRecord, Pin, Rollout, Rule, is_valid_environment_name};
+use crate::flagstore::writes::{self, Change, WriteContext, WriteError};
 use crate::store::flags::{self as flag_store, AuditRow};
 
 /// A flag as the API shows it: the definition, its version, and the pin if one holds it.
@@ -64,7 +65,7 @@ impl RolloutRequest {
             Some(Value::String(reason)) => Some(reason),
             Some(_) => return Err(field_error("reason", "must be a string")),
         };
-        let rollout = writes::parse_body(body)?;
+        let rollout = crate::flags::parse_body(body)?;
         Ok(Self { rollout, reason })
     }
 }
@@ -97,7 +98,7 @@ pub struct HistoryQuery {
     pub limit: Option<i64>,
 }
 
-fn view(state: &AppState, record: FlagRecord) -> FlagView {
+fn view(state: &FlagsState, record: FlagRecord) -> FlagView {
     let pin = state.flags.pin(record.flag.key.as_str());
     FlagView {
         record,
@@ -150,7 +151,7 @@ fn check_environment(env: &str) -> Result<(), ApiError> {
 
 /// Runs one write with the caller's identity, reason and If-Match.
 async fn apply(
-    state: &AppState,
+    state: &FlagsState,
     access: &Admin,
     headers: &HeaderMap,
     key: &str,
@@ -163,7 +164,7 @@ async fn apply(
         reason,
         if_match: if_match(headers)?,
     };
-    writes::write(&state.pool, &state.flags, key, action, context, change).await
+    Ok(writes::write(&state.pool, &state.flags, key, action, context, change).await?)
 }
 
 /// List flags.
@@ -172,13 +173,13 @@ async fn apply(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_flags(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Query(query): Query<ListQuery>,
 ) -> Result<ApiJson<FlagList>, ApiError> {
     let stored = flag_store::list(&state.pool, query.archived).await?;
     let flags = stored
         .iter()
-        .map(|row| crate::flags::live::record_from_store(row).map(|r| view(&state, r)))
+        .map(|row| crate::flagstore::record_from_store(row).map(|r| view(&state, r)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(ApiJson(FlagList {
@@ -196,12 +197,12 @@ pub async fn list_flags(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_flag(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Query(q): Query<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let flag = writes::parse_flag(body)?;
+    let flag = parse_flag(body)?;
     let key = flag.key.as_str().to_string();
     let record = apply(
         &state,
@@ -222,14 +223,14 @@ pub async fn create_flag(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_flag(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let row = flag_store::get(&state.pool, &key)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no flag `{key}`")))?;
     let record =
-        crate::flags::live::record_from_store(&row).map_err(|e| ApiError::Internal(e.into()))?;
+        crate::flagstore::record_from_store(&row).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(with_etag(StatusCode::OK, view(&state, record)))
 }
 
@@ -240,13 +241,13 @@ pub async fn get_flag(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn replace_flag(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
     Query(q): Query<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let replacement = writes::parse_flag(body)?;
+    let replacement = parse_flag(body)?;
     if replacement.key.as_str() != key {
         return Err(ApiError::Unprocessable(format!(
             "the body's key `{}` is not the path's `{key}`",
@@ -276,7 +277,7 @@ pub async fn replace_flag(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn archive_flag(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
     Query(q): Query<ReasonQuery>,
@@ -298,9 +299,9 @@ pub async fn archive_flag(
     Ok(with_etag(StatusCode::OK, view(&state, record)))
 }
 
-fn live_only(flag: &crate::flags::Flag) -> Result<(), ApiError> {
+fn live_only(flag: &crate::flags::Flag) -> Result<(), WriteError> {
     if flag.archived {
-        Err(ApiError::Conflict(format!(
+        Err(WriteError::Conflict(format!(
             "flag `{}` is archived: restore it first",
             flag.key.as_str()
         )))
@@ -312,7 +313,7 @@ fn live_only(flag: &crate::flags::Flag) -> Result<(), ApiError> {
 /// One audited edit of a flag's configuration in one environment (flip, rollout, rules):
 /// the environment name checked, archived flags refused, the response with its ETag.
 async fn edit_environment(
-    state: &AppState,
+    state: &FlagsState,
     access: &Admin,
     headers: &HeaderMap,
     (key, env): (String, String),
@@ -336,7 +337,7 @@ async fn edit_environment(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_on(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
     Query(q): Query<ReasonQuery>,
@@ -360,7 +361,7 @@ pub async fn flip_on(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_off(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
     Query(q): Query<ReasonQuery>,
@@ -385,7 +386,7 @@ pub async fn flip_off(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rollout(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
@@ -411,12 +412,12 @@ pub async fn set_rollout(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rules(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let RulesRequest { rules, reason } = writes::parse_body(body)?;
+    let RulesRequest { rules, reason } = crate::flags::parse_body(body)?;
     let set = move |config: &mut EnvironmentConfig| config.rules = rules;
     edit_environment(
         &state,
@@ -436,7 +437,7 @@ pub async fn set_rules(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flag_history(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path(key): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<ApiJson<Vec<AuditRow>>, ApiError> {
@@ -456,7 +457,7 @@ pub async fn flag_history(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn restore_flag(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<RestoreRequest>,
@@ -469,7 +470,7 @@ pub async fn restore_flag(
                 body.version
             ))
         })?;
-    let mut restored = writes::parse_flag(old)?;
+    let mut restored = parse_flag(old)?;
     restored.archived = false;
     let change = Change::Edit(Box::new(move |flag| {
         *flag = restored;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
+use super::state::HealthState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Live {
@@ -42,7 +42,7 @@ pub async fn live() -> Json<Live> {
 /// Ready to serve: migrations applied and the hub running. A control store that is down is
 /// reported (`degraded`) but does not fail readiness: the event path does not need it.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Ready)))]
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Ready>) {
+pub async fn ready(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
     let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
     let database_up = matches!(
         tokio::time::timeout(Duration::from_secs(2), probe).await,

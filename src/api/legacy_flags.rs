@@ -7,13 +7,13 @@ use axum::extract::State;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::AppState;
+use super::state::LegacyFlagsState;
 use crate::event::Category;
 use crate::flags::EvaluationContext;
 use crate::hub::legacy::rfc3339;
 
 /// The legacy flag names and their effective values.
-pub fn legacy_flags(state: &AppState) -> Map<String, Value> {
+pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
     let snapshot = state.flags.snapshot();
     let env = &state.config.environment;
     let ctx = EvaluationContext::default();
@@ -83,7 +83,7 @@ pub fn legacy_flags(state: &AppState) -> Map<String, Value> {
 }
 
 /// The legacy consistency rules, over the boot-time settings as the operator wrote them.
-pub fn legacy_issues(state: &AppState, flags: &Map<String, Value>) -> Vec<String> {
+pub fn legacy_issues(state: &LegacyFlagsState, flags: &Map<String, Value>) -> Vec<String> {
     let legacy = &state.config.legacy;
     let mut issues = Vec::new();
     if flags["MONITORING_VALIDATION_STRICT"] == json!(true)
@@ -106,13 +106,13 @@ pub fn legacy_issues(state: &AppState, flags: &Map<String, Value>) -> Vec<String
 
 /// The legacy flag names with their effective values.
 #[utoipa::path(get, path = "/flags/status", tag = "legacy", responses((status = 200, description = "{status, flags, timestamp}")))]
-pub async fn flags_status(State(state): State<AppState>) -> Json<Value> {
+pub async fn flags_status(State(state): State<LegacyFlagsState>) -> Json<Value> {
     Json(json!({"status": "ok", "flags": legacy_flags(&state), "timestamp": rfc3339(Utc::now())}))
 }
 
 /// The legacy flag health: `healthy`, or `degraded` with the rules that fail.
 #[utoipa::path(get, path = "/health/flags", tag = "legacy", responses((status = 200, description = "{status, health, issues, flags, timestamp}")))]
-pub async fn flags_health(State(state): State<AppState>) -> Json<Value> {
+pub async fn flags_health(State(state): State<LegacyFlagsState>) -> Json<Value> {
     let flags = legacy_flags(&state);
     let issues = legacy_issues(&state, &flags);
     let health = if issues.is_empty() && !state.flags.is_stale() {

@@ -1,5 +1,6 @@
-//! The HTTP surface: state, the router with every route registered through utoipa's
-//! `OpenApiRouter` (so none goes undocumented), and the middleware stack.
+//! The HTTP surface: the router with every route registered through utoipa's
+//! `OpenApiRouter` (so none goes undocumented), and the middleware stack. The state, and the
+//! narrow parts of it each handler takes, are in `state`.
 
 pub mod auth;
 pub mod breakers;
@@ -18,63 +19,20 @@ pub mod prometheus;
 pub mod realtime;
 pub mod rollouts;
 pub mod schedules;
+pub mod state;
 pub mod status_stream;
 pub mod strategy;
 pub mod stream;
 pub mod subscribe;
 
-use std::sync::Arc;
-
 use axum::Router;
-use axum::extract::FromRef;
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Config;
-use crate::hub::Hub;
-use crate::ingest::Ingest;
-use auth::Authenticator;
-
-/// Everything a handler may need; handlers take the narrow part they use through `FromRef`.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub pool: PgPool,
-    pub hub: Hub,
-    pub ingest: Ingest,
-    pub auth: Authenticator,
-    pub flags: crate::flags::live::LiveFlags,
-    /// The circuit breakers of this instance (`realtime` guards the Realtime path).
-    pub breakers: crate::breaker::Registry,
-    /// The Realtime path: batcher, breaker-guarded sink, backlog.
-    pub realtime: crate::realtime::RealtimePath,
-    /// The consistency validator (compares the two paths while both carry events).
-    pub validator: crate::validator::Validator,
-    /// Cancelled when the server begins to shut down: streams close, sockets say goodbye.
-    pub shutdown: CancellationToken,
-    /// Long-lived connection tasks (WebSockets), awaited at shutdown.
-    pub connections: TaskTracker,
-    /// This instance's Prometheus registry (`GET /metrics`).
-    pub metrics: crate::metrics::Metrics,
-}
-
-impl FromRef<AppState> for Authenticator {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
-impl FromRef<AppState> for Hub {
-    fn from_ref(state: &AppState) -> Self {
-        state.hub.clone()
-    }
-}
+pub use state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -6,9 +6,9 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::auth::{Scope, presented_key};
 use super::error::{ApiError, Problem};
+use super::state::ScrapeState;
 use crate::metrics::CONTENT_TYPE;
 
 /// Prometheus metrics.
@@ -23,7 +23,7 @@ use crate::metrics::CONTENT_TYPE;
     ),
     security((), ("bearer" = []), ("api_key" = []))
 )]
-pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<ScrapeState>, parts: Parts) -> Result<Response, ApiError> {
     if state.config.metrics_auth {
         let key = presented_key(&parts);
         state.auth.authorize(key.as_deref(), Scope::Read).await?;

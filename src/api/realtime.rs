@@ -9,9 +9,9 @@ use axum::extract::State;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiJson, Problem};
+use super::state::RealtimeState;
 use crate::hub::legacy::rfc3339;
 use crate::realtime::RealtimeStatus;
 
@@ -21,12 +21,12 @@ use crate::realtime::RealtimeStatus;
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn realtime_status(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<RealtimeState>,
 ) -> ApiJson<RealtimeStatus> {
     ApiJson(state.realtime.status())
 }
 
-fn adapter_metrics(state: &AppState) -> Value {
+fn adapter_metrics(state: &RealtimeState) -> Value {
     let realtime = state.realtime.status();
     let hub = state.hub.counters();
     let websocket = json!({
@@ -42,7 +42,7 @@ fn adapter_metrics(state: &AppState) -> Value {
         "pending": realtime.queue_depth + realtime.backlog_depth,
         "dropped": realtime.dropped,
     });
-    let strategy = state.ingest.router().current();
+    let strategy = state.router.current();
     json!({"adapter_type": strategy.strategy, "metrics": {
         "total_connections": websocket["total_connections"],
         "active_connections": websocket["active_connections"],
@@ -56,7 +56,7 @@ fn adapter_metrics(state: &AppState) -> Value {
 
 /// The legacy adapter metrics, per side.
 #[utoipa::path(get, path = "/metrics/adapter", tag = "legacy", responses((status = 200, description = "{status, adapter_type, metrics, timestamp}")))]
-pub async fn metrics_adapter(State(state): State<AppState>) -> Json<Value> {
+pub async fn metrics_adapter(State(state): State<RealtimeState>) -> Json<Value> {
     let mut body = adapter_metrics(&state);
     body["status"] = json!("ok");
     body["timestamp"] = json!(rfc3339(Utc::now()));
@@ -65,7 +65,7 @@ pub async fn metrics_adapter(State(state): State<AppState>) -> Json<Value> {
 
 /// The legacy broadcaster metrics, with the validator's consistency figures.
 #[utoipa::path(get, path = "/metrics/validation", tag = "legacy", responses((status = 200, description = "{status, metrics, timestamp}")))]
-pub async fn metrics_validation(State(state): State<AppState>) -> Json<Value> {
+pub async fn metrics_validation(State(state): State<RealtimeState>) -> Json<Value> {
     let realtime = state.realtime.status();
     let published = state.hub.counters().published.load(Ordering::Relaxed);
     let adapter = realtime.written + realtime.replayed + realtime.dead_letter_replayed;
@@ -90,7 +90,7 @@ pub async fn metrics_validation(State(state): State<AppState>) -> Json<Value> {
 /// answers with the figures as of now.
 #[utoipa::path(post, path = "/metrics/flush", tag = "legacy", responses((status = 200, description = "{status, flushed, metrics, timestamp}")),
     security(("bearer" = []), ("api_key" = [])))]
-pub async fn metrics_flush(_access: Admin, State(state): State<AppState>) -> Json<Value> {
+pub async fn metrics_flush(_access: Admin, State(state): State<RealtimeState>) -> Json<Value> {
     Json(
         json!({"status": "ok", "flushed": true, "metrics": adapter_metrics(&state)["metrics"], "timestamp": rfc3339(Utc::now())}),
     )

@@ -10,7 +10,6 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
 use crate::rollout::guardrails;
@@ -18,7 +17,7 @@ use crate::rollout::model::{GuardrailReading, stages_view};
 use crate::rollout::operations::{self, Operation};
 use crate::rollout::parse::{PlanRequest, parse_plan};
 use crate::rollout::steps;
-use crate::rollout::{Guardrails, OnBreach, Plan, Status};
+use crate::rollout::{Guardrails, OnBreach, Plan, RolloutDeps, Status};
 use crate::store::rollouts::{self as store, RolloutEvent};
 
 /// A plan as the API shows it.
@@ -58,9 +57,9 @@ pub struct RolloutView {
     pub events: Option<Vec<RolloutEvent>>,
 }
 
-fn view(state: &AppState, plan: Plan, events: Option<Vec<RolloutEvent>>) -> RolloutView {
+fn view(state: &RolloutDeps, plan: Plan, events: Option<Vec<RolloutEvent>>) -> RolloutView {
     RolloutView {
-        readings: guardrails::read(state, &plan.guardrails),
+        readings: guardrails::read(&state.guardrails, &plan.guardrails),
         stages: stages_view(&plan.stages),
         next_step_at: plan.next_step_at(),
         id: plan.id,
@@ -90,11 +89,11 @@ fn view(state: &AppState, plan: Plan, events: Option<Vec<RolloutEvent>>) -> Roll
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_rollout(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    let request = parse_plan(body, |name| state.breakers.get(name).is_some())?;
+    let request = parse_plan(body, |name| state.guardrails.breakers.get(name).is_some())?;
     let if_match = super::flags::if_match(&headers)?;
     let plan = steps::create(&state, request, &access.principal.name, if_match).await?;
     Ok((StatusCode::CREATED, ApiJson(view(&state, plan, None))).into_response())
@@ -106,7 +105,7 @@ pub async fn create_rollout(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_rollouts(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
 ) -> Result<ApiJson<Vec<RolloutView>>, ApiError> {
     let plans = store::list(&state.pool, 500).await?;
     Ok(ApiJson(
@@ -120,7 +119,7 @@ pub async fn list_rollouts(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_rollout(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
     Path(id): Path<String>,
 ) -> Result<ApiJson<RolloutView>, ApiError> {
     let id = plan_id(&id)?;
@@ -136,7 +135,7 @@ fn plan_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 async fn operate(
-    state: &AppState,
+    state: &RolloutDeps,
     access: &Admin,
     id: &str,
     op: Operation,
@@ -151,7 +150,7 @@ async fn operate(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn pause_rollout(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
     Path(id): Path<String>,
 ) -> Result<ApiJson<RolloutView>, ApiError> {
     operate(&state, &access, &id, Operation::Pause).await
@@ -163,7 +162,7 @@ pub async fn pause_rollout(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn resume_rollout(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
     Path(id): Path<String>,
 ) -> Result<ApiJson<RolloutView>, ApiError> {
     operate(&state, &access, &id, Operation::Resume).await
@@ -175,7 +174,7 @@ pub async fn resume_rollout(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn abort_rollout(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<RolloutDeps>,
     Path(id): Path<String>,
 ) -> Result<ApiJson<RolloutView>, ApiError> {
     operate(&state, &access, &id, Operation::Abort).await

@@ -8,9 +8,9 @@ use chrono::Utc;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::AppState;
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, Problem};
+use super::state::FlagsState;
 use crate::rollout::schedule::{Schedule, ScheduleRequest, parse_schedule};
 use crate::store::flags as flag_store;
 use crate::store::schedules as store;
@@ -24,7 +24,7 @@ use crate::store::schedules as store;
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_schedule(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
@@ -64,7 +64,7 @@ pub async fn create_schedule(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_schedules(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path(key): Path<String>,
 ) -> Result<ApiJson<Vec<Schedule>>, ApiError> {
     if flag_store::get(&state.pool, &key).await?.is_none() {
@@ -79,7 +79,7 @@ pub async fn list_schedules(
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn cancel_schedule(
     access: Admin,
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path((key, id)): Path<(String, String)>,
 ) -> Result<ApiJson<Schedule>, ApiError> {
     let missing = || ApiError::NotFound(format!("flag `{key}` has no scheduled change `{id}`"));

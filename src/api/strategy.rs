@@ -3,15 +3,15 @@
 
 use axum::extract::State;
 
-use super::AppState;
 use super::auth::Reader;
 use super::error::{ApiJson, Problem};
+use crate::router::Router;
 use crate::router::Strategy;
 
 /// The active broadcast strategy.
 #[utoipa::path(get, path = "/v1/strategy", tag = "flags",
     responses((status = 200, body = Strategy), (status = 401, body = Problem)),
     security(("bearer" = []), ("api_key" = []), ()))]
-pub async fn strategy(_access: Reader, State(state): State<AppState>) -> ApiJson<Strategy> {
-    ApiJson((*state.ingest.router().current()).clone())
+pub async fn strategy(_access: Reader, State(router): State<Router>) -> ApiJson<Strategy> {
+    ApiJson((*router.current()).clone())
 }

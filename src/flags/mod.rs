@@ -1,6 +1,6 @@
 //! Feature flags, the pure half: the definition model, validation, the Unleash-compatible
 //! hash and tiered evaluation over an immutable compiled [`Snapshot`]. Nothing here does I/O:
-//! storage, REST, propagation (NOTIFY, `ArcSwap`) and OFREP build on these types elsewhere.
+//! the live snapshot and the transactional writes are `flagstore`'s, REST and OFREP `api`'s.
 //!
 //! Where each concept lives:
 //! - `key` / `model`: [`FlagKey`], [`Flag`], [`ValueType`], [`FlagRecord`] (a flag plus the
@@ -10,12 +10,16 @@
 //! - `context` / `outcome`: what an evaluation takes ([`EvaluationContext`]) and returns
 //!   ([`Evaluation`], [`Reason`], [`Tier`], [`ErrorCode`]);
 //! - `validate`: [`validate`], every problem under a dotted field path;
+//! - `document`: [`parse_flag`] / [`parse_body`], JSON bodies read with each bad field named
+//!   ([`InvalidFields`]);
+//! - `pins`: the environment-variable tier resolved from boot-time settings;
 //! - `hash`: murmur3 and the Unleash bucket; `semver`: version comparison;
 //! - `compiled` / `constraint`: the precomputed form; `eval`: the tiers and [`Snapshot`].
 
 mod compiled;
 mod constraint;
 mod context;
+mod document;
 mod environment;
 mod eval;
 pub mod hash;
@@ -27,6 +31,7 @@ mod validate;
 
 pub use compiled::CompiledFlag;
 pub use context::EvaluationContext;
+pub use document::{InvalidFields, parse_body, parse_flag};
 pub use environment::{
     Constraint, EnvironmentConfig, Operator, Rollout, Rule, TOTAL_VARIANT_WEIGHT, VariantWeight,
 };
@@ -36,6 +41,4 @@ pub use model::{Flag, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
 pub use validate::{is_valid_environment_name, validate, validate_pin};
 
-pub mod live;
 pub mod pins;
-pub mod writes;

@@ -15,14 +15,15 @@ use arc_swap::ArcSwap;
 use chrono::Utc;
 use serde::Serialize;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::PgNotification;
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-use super::{FlagRecord, Pin, Snapshot, pins};
 use crate::config::LegacyEnv;
+use crate::flags::{Flag, FlagRecord, Pin, Snapshot, pins};
 use crate::store::flags::{self as flag_store, FLAG_CHANNEL};
+use crate::store::listen::{self, Follower};
 
 /// Longest one reload may take before the snapshot counts as stale.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -203,93 +204,65 @@ impl LiveFlags {
         resync: Duration,
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let live = self.clone();
+        let mut follower = SnapshotFollower {
+            live: self.clone(),
+            pool: pool.clone(),
+        };
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(250);
-            loop {
-                let listener = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    listener = listen(&pool) => listener,
-                };
-                match listener {
-                    Ok(listener) => {
-                        backoff = Duration::from_millis(250);
-                        if live.follow(listener, &pool, resync, &shutdown).await {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        live.inner.stale.store(true, Ordering::Relaxed);
-                        tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "flag listener cannot connect");
-                    }
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+            listen::follow(
+                &pool,
+                &[FLAG_CHANNEL],
+                Some(resync),
+                &mut follower,
+                &shutdown,
+            )
+            .await;
         })
     }
+}
 
-    /// Follows notifications on one connection; returns true on shutdown, false when the
-    /// connection is lost.
-    async fn follow(
-        &self,
-        mut listener: PgListener,
-        pool: &PgPool,
-        resync: Duration,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        // Whatever changed while we were not listening.
-        let _ = self.reload(pool).await;
-        let mut tick = tokio::time::interval(resync);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return true,
-                notification = listener.try_recv() => match notification {
-                    Ok(Some(_)) => {
-                        if let Err(e) = self.reload(pool).await {
-                            tracing::warn!(error = %e, "flag reload after NOTIFY failed");
-                        }
-                    }
-                    // The connection dropped and sqlx reconnected: notifications may be lost.
-                    Ok(None) => {
-                        let _ = self.reload(pool).await;
-                    }
-                    Err(e) => {
-                        self.inner.stale.store(true, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "flag listener lost its connection");
-                        return false;
-                    }
-                },
-                _ = tick.tick() => {
-                    if let Err(e) = self.reload(pool).await {
-                        tracing::warn!(error = %e, "flag resync failed; serving the last snapshot (stale)");
-                    }
-                }
-            }
+/// Reloads the snapshot on every flag notification, resync and reconnection.
+struct SnapshotFollower {
+    live: LiveFlags,
+    pool: PgPool,
+}
+
+impl Follower for SnapshotFollower {
+    async fn caught_up(&mut self) {
+        let _ = self.live.reload(&self.pool).await;
+    }
+
+    async fn notified(&mut self, _: PgNotification) {
+        if let Err(e) = self.live.reload(&self.pool).await {
+            tracing::warn!(error = %e, "flag reload after NOTIFY failed");
+        }
+    }
+
+    async fn resync(&mut self) {
+        if let Err(e) = self.live.reload(&self.pool).await {
+            tracing::warn!(error = %e, "flag resync failed; serving the last snapshot (stale)");
+        }
+    }
+
+    fn disconnected(&mut self, error: &sqlx::Error, connecting: bool, retry: Duration) {
+        self.live.inner.stale.store(true, Ordering::Relaxed);
+        if connecting {
+            tracing::warn!(error = %error, retry_ms = retry.as_millis() as u64, "flag listener cannot connect");
+        } else {
+            tracing::warn!(error = %error, "flag listener lost its connection");
         }
     }
 }
 
 /// A stored row as a typed record.
 pub fn record_from_store(row: &flag_store::StoredFlag) -> Result<FlagRecord, serde_json::Error> {
-    let mut flag: super::Flag = serde_json::from_value(row.definition.clone())?;
+    let mut flag: Flag = serde_json::from_value(row.definition.clone())?;
     flag.archived = row.archived;
     Ok(FlagRecord {
         flag,
         version: row.version,
         updated_at: row.updated_at,
     })
-}
-
-async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(FLAG_CHANNEL).await?;
-    Ok(listener)
 }
 
 /// Flags whose version or archived state differs between two loads.

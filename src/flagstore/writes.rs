@@ -1,16 +1,56 @@
 //! Every change to a flag goes through [`write`]: one transaction that locks the flag, checks
 //! `If-Match`, applies the change, validates the result, bumps the flag's version and the
 //! global revision, appends the audit row and queues the NOTIFY. Nothing is stored unless all
-//! of it succeeds.
+//! of it succeeds. A write that cannot happen says why with a [`WriteError`]: a refusal (the
+//! flag is missing, pinned, in conflict, at another version, or invalid) or a failure of the
+//! store, which a background job may retry ([`WriteError::is_transient`]).
 
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 use super::live::{LiveFlags, record_from_store};
-use super::{Flag, FlagRecord, validate};
-use crate::api::error::ApiError;
+use crate::event::FieldError;
+use crate::flags::{Flag, FlagRecord, InvalidFields, validate};
 use crate::store::flags::{self as flag_store, AuditEntry};
+
+/// Why a flag write did not happen. The HTTP status each maps to is `api::error`'s concern.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// No such flag.
+    #[error("{0}")]
+    NotFound(String),
+    /// An environment variable pins the flag: REST writes are refused.
+    #[error("{0}")]
+    Pinned(String),
+    /// The change conflicts with the flag's state (exists already, archived).
+    #[error("{0}")]
+    Conflict(String),
+    /// The flag is not at the version the writer read (`If-Match`).
+    #[error("{0}")]
+    VersionMismatch(String),
+    /// The flag the change would leave behind is invalid: each bad field.
+    #[error("{} invalid field(s)", .0.len())]
+    Invalid(Vec<FieldError>),
+    /// The control store failed (or could not be reached).
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+    /// A bug or corrupt stored data.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl WriteError {
+    /// A failure rather than a refusal: trying the same write again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, WriteError::Store(_) | WriteError::Internal(_))
+    }
+}
+
+impl From<InvalidFields> for WriteError {
+    fn from(InvalidFields(errors): InvalidFields) -> Self {
+        WriteError::Invalid(errors)
+    }
+}
 
 /// Who writes, why, and on which version.
 pub struct WriteContext<'a> {
@@ -21,7 +61,7 @@ pub struct WriteContext<'a> {
 }
 
 /// An edit of an existing flag; it may refuse with an error.
-pub type Edit = Box<dyn FnOnce(&mut Flag) -> Result<(), ApiError> + Send>;
+pub type Edit = Box<dyn FnOnce(&mut Flag) -> Result<(), WriteError> + Send>;
 
 /// What a write does to the stored flag.
 pub enum Change {
@@ -39,7 +79,7 @@ pub async fn write(
     action: &str,
     context: WriteContext<'_>,
     change: Change,
-) -> Result<FlagRecord, ApiError> {
+) -> Result<FlagRecord, WriteError> {
     let mut tx = pool.begin().await?;
     let written = write_in(&mut tx, live, key, action, &context, change).await?;
     tx.commit().await?;
@@ -67,9 +107,9 @@ pub async fn write_in(
     action: &str,
     context: &WriteContext<'_>,
     change: Change,
-) -> Result<Written, ApiError> {
+) -> Result<Written, WriteError> {
     if let Some(pin) = live.pin(key) {
-        return Err(ApiError::Conflict(format!(
+        return Err(WriteError::Pinned(format!(
             "flag `{key}` is pinned by the environment variable {} (= {}); unset it and restart to edit the flag over REST",
             pin.source_variable, pin.value
         )));
@@ -77,7 +117,7 @@ pub async fn write_in(
     let (before, after, archived) = match change {
         Change::Create(flag) => {
             if context.if_match.is_some() {
-                return Err(ApiError::PreconditionFailed(format!(
+                return Err(WriteError::VersionMismatch(format!(
                     "flag `{key}` does not exist yet"
                 )));
             }
@@ -86,23 +126,23 @@ pub async fn write_in(
         }
         Change::Edit(edit) => {
             let Some(current) = flag_store::get_for_update(&mut *tx, key).await? else {
-                return Err(ApiError::NotFound(format!("no flag `{key}`")));
+                return Err(WriteError::NotFound(format!("no flag `{key}`")));
             };
             if let Some(expected) = context.if_match
                 && expected != current.version
             {
-                return Err(ApiError::PreconditionFailed(format!(
+                return Err(WriteError::VersionMismatch(format!(
                     "flag `{key}` is at version {}, not {expected}: read it again and retry",
                     current.version
                 )));
             }
-            let record = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
+            let record = record_from_store(&current).map_err(|e| WriteError::Internal(e.into()))?;
             let mut flag = record.flag.clone();
             edit(&mut flag)?;
             check(&flag)?;
             let archived = flag.archived;
             if current.definition
-                == serde_json::to_value(&flag).map_err(|e| ApiError::Internal(e.into()))?
+                == serde_json::to_value(&flag).map_err(|e| WriteError::Internal(e.into()))?
             {
                 // Nothing changes: no new version, no audit row, no notification.
                 return Ok(Written {
@@ -114,12 +154,12 @@ pub async fn write_in(
             (Some(current.definition), flag, archived)
         }
     };
-    let definition = serde_json::to_value(&after).map_err(|e| ApiError::Internal(e.into()))?;
+    let definition = serde_json::to_value(&after).map_err(|e| WriteError::Internal(e.into()))?;
     let stored = match before {
         None => flag_store::insert(&mut *tx, key, &definition)
             .await?
             .ok_or_else(|| {
-                ApiError::Conflict(format!(
+                WriteError::Conflict(format!(
                     "flag `{key}` exists already (it may be archived: restore it instead)"
                 ))
             })?,
@@ -145,7 +185,7 @@ pub async fn write_in(
         &json!({"key": key, "version": stored.version, "revision": revision, "action": action}),
     )
     .await?;
-    let record = record_from_store(&stored).map_err(|e| ApiError::Internal(e.into()))?;
+    let record = record_from_store(&stored).map_err(|e| WriteError::Internal(e.into()))?;
     Ok(Written {
         record,
         changed: true,
@@ -176,90 +216,7 @@ pub async fn announce(
     }
 }
 
-/// 400 with every bad field, from the pure validation.
-fn check(flag: &Flag) -> Result<(), ApiError> {
-    validate(flag).map_err(ApiError::Validation)
-}
-
-/// Parses a flag document from a request body, refusing unknown fields and bad types with
-/// 400 naming the field.
-pub fn parse_flag(document: Value) -> Result<Flag, ApiError> {
-    parse_body(document)
-}
-
-/// Parses a request body, refusing unknown fields and bad types with 400 naming the field by
-/// its dotted path in the body (`type`, `rules[0].constraints[0].operator`), the way
-/// [`validate`] names fields.
-pub fn parse_body<T: DeserializeOwned>(document: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(document).map_err(|e| {
-        ApiError::Validation(vec![crate::event::FieldError {
-            index: None,
-            field: field_of(&e),
-            message: e.inner().to_string(),
-        }])
-    })
-}
-
-/// The path of the field a serde error is about. An unknown or missing field is reported at
-/// the object that holds it, so its name (between backticks in the message) completes the path.
-fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    let path = error.path().to_string();
-    let path = if path == "." { String::new() } else { path };
-    let message = error.inner().to_string();
-    let named = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|prefix| message.strip_prefix(prefix)?.split('`').next());
-    match named {
-        Some(name) if !path.ends_with(name) => {
-            if path.is_empty() {
-                name.to_string()
-            } else {
-                format!("{path}.{name}")
-            }
-        }
-        _ => path,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-    use crate::flags::Rule;
-
-    fn field(result: Result<impl Sized, ApiError>) -> String {
-        match result {
-            Err(ApiError::Validation(errors)) => errors[0].field.clone(),
-            Err(other) => panic!("expected a validation error, got {other}"),
-            Ok(_) => panic!("expected a validation error"),
-        }
-    }
-
-    #[test]
-    fn shape_errors_name_the_field_by_its_path() {
-        let flag = |doc| field(parse_flag(doc));
-        assert_eq!(flag(json!({"key": "f", "type": "float"})), "type");
-        assert_eq!(
-            flag(json!({"key": "f", "type": "boolean", "colour": 1})),
-            "colour"
-        );
-        assert_eq!(flag(json!({"type": "boolean"})), "key");
-        assert_eq!(
-            flag(json!({"key": "f", "type": "boolean",
-                        "environments": {"production": {"enabled": "yes"}}})),
-            "environments.production.enabled"
-        );
-        assert_eq!(
-            flag(json!({"key": "f", "type": "boolean",
-                        "environments": {"production": {"enabeld": true}}})),
-            "environments.production.enabeld"
-        );
-        let rules = json!([{"variant": "on",
-            "constraints": [{"attribute": "a", "operator": "greater", "values": ["1"]}]}]);
-        assert_eq!(
-            field(parse_body::<Vec<Rule>>(rules)),
-            "[0].constraints[0].operator"
-        );
-    }
+/// Every bad field, from the pure validation.
+fn check(flag: &Flag) -> Result<(), WriteError> {
+    validate(flag).map_err(WriteError::Invalid)
 }

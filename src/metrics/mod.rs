@@ -45,7 +45,7 @@ pub struct Sources {
     pub hub: crate::hub::Hub,
     pub breakers: crate::breaker::Registry,
     pub realtime: crate::realtime::RealtimePath,
-    pub flags: crate::flags::live::LiveFlags,
+    pub flags: crate::flagstore::LiveFlags,
 }
 
 /// The subscriber protocols, as the `protocol` label says them.
@@ -270,11 +270,5 @@ fn reason_label(reason: Reason) -> &'static str {
         Reason::Disabled => "DISABLED",
         Reason::Default => "DEFAULT",
         Reason::Error => "ERROR",
-    }
-}
-
-impl axum::extract::FromRef<crate::api::AppState> for Metrics {
-    fn from_ref(state: &crate::api::AppState) -> Self {
-        state.metrics.clone()
     }
 }

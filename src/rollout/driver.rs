@@ -14,33 +14,41 @@ use futures_util::StreamExt;
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
+use super::deps::RolloutDeps;
 use super::{schedule, steps};
-use crate::api::AppState;
 use crate::breaker::history::merged_transitions;
+use crate::metrics::Metrics;
 use crate::store::rollouts as store;
 
-/// Starts the driver; it stops at shutdown, releasing the lead.
-pub fn spawn(state: AppState) -> JoinHandle<()> {
+/// Starts the driver, waking every `tick` (at least 10 ms); it stops at `shutdown`, releasing
+/// the lead.
+pub fn spawn(
+    deps: RolloutDeps,
+    tick: Duration,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let tick = Duration::from_millis(state.config.rollout_tick_ms.max(10));
+        let tick = tick.max(Duration::from_millis(10));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut transitions = merged_transitions(&state.breakers);
+        let mut transitions = merged_transitions(&deps.guardrails.breakers);
         let mut lead = Lead::default();
         loop {
             tokio::select! {
-                _ = state.shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break,
                 _ = interval.tick() => {}
                 Some(_) = transitions.next() => {}
             }
-            if let Err(e) = schedule::apply_due(&state).await {
+            if let Err(e) = schedule::apply_due(&deps).await {
                 tracing::warn!(error = %e, "applying scheduled changes failed; will retry");
             }
-            let leading = lead.check(&state).await;
-            state.metrics.rollouts().set_leader(leading);
+            let leading = lead.check(&deps).await;
+            metrics.rollouts().set_leader(leading);
             if leading {
-                drive_running(&state).await;
+                drive_running(&deps, &metrics).await;
             }
         }
         lead.release().await;
@@ -56,9 +64,9 @@ struct Lead {
 
 impl Lead {
     /// Whether this instance leads now: still holding the lock, or just taking it.
-    async fn check(&mut self, state: &AppState) -> bool {
+    async fn check(&mut self, deps: &RolloutDeps) -> bool {
         if self.conn.is_none() {
-            match state.pool.acquire().await {
+            match deps.pool.acquire().await {
                 Ok(conn) => self.conn = Some(conn.detach()),
                 Err(e) => {
                     tracing::debug!(error = %e, "cannot reach the control store for the rollout lead");
@@ -98,17 +106,17 @@ impl Lead {
     }
 }
 
-async fn drive_running(state: &AppState) {
-    let plans = match store::running(&state.pool).await {
+async fn drive_running(deps: &RolloutDeps, metrics: &Metrics) {
+    let plans = match store::running(&deps.pool).await {
         Ok(plans) => plans,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the running rollout plans; will retry");
             return;
         }
     };
-    state.metrics.rollouts().set_running(&plans);
+    metrics.rollouts().set_running(&plans);
     for plan in plans {
-        if let Err(e) = steps::drive(state, plan.id).await {
+        if let Err(e) = steps::drive(deps, plan.id).await {
             tracing::warn!(rollout_id = %plan.id, error = %e, "rollout step failed; will retry");
         }
     }

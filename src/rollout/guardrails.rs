@@ -4,16 +4,17 @@
 
 use serde_json::json;
 
+use super::deps::GuardrailSources;
 use super::model::{GuardrailReading, Guardrails, Health};
-use crate::api::AppState;
 use crate::governance::passes;
+use crate::validator::Validator;
 
 /// The dual-path consistency (matched / expected, in percent, every category together) over
 /// the validator's current window; `None` while there is no reading (the validator off, or
 /// nothing resolved in the window yet): a `min_consistency` guardrail then neither breaches
 /// nor blocks, and reads "no data".
-pub fn consistency_percent(state: &AppState) -> Option<f64> {
-    let summary = state.validator.summary();
+pub fn consistency_percent(validator: &Validator) -> Option<f64> {
+    let summary = validator.summary();
     if !summary.enabled {
         return None;
     }
@@ -21,10 +22,10 @@ pub fn consistency_percent(state: &AppState) -> Option<f64> {
 }
 
 /// Every configured guardrail, as it reads now.
-pub fn read(state: &AppState, guardrails: &Guardrails) -> Vec<GuardrailReading> {
+pub fn read(sources: &GuardrailSources, guardrails: &Guardrails) -> Vec<GuardrailReading> {
     let mut readings = Vec::new();
     for name in &guardrails.breaker_closed {
-        let breaker_state = state.breakers.get(name).map(|b| b.state());
+        let breaker_state = sources.breakers.get(name).map(|b| b.state());
         readings.push(GuardrailReading {
             guardrail: format!("breaker_closed:{name}"),
             limit: json!("closed"),
@@ -37,7 +38,7 @@ pub fn read(state: &AppState, guardrails: &Guardrails) -> Vec<GuardrailReading> 
         });
     }
     if let Some(floor) = guardrails.min_consistency {
-        let reading = consistency_percent(state);
+        let reading = consistency_percent(&sources.validator);
         readings.push(GuardrailReading {
             guardrail: "min_consistency".into(),
             limit: json!(floor),
@@ -50,7 +51,7 @@ pub fn read(state: &AppState, guardrails: &Guardrails) -> Vec<GuardrailReading> 
         });
     }
     if let Some(ceiling) = guardrails.max_realtime_p99_ms {
-        let reading = state.realtime.status().write_latency.p99_ms;
+        let reading = sources.realtime.status().write_latency.p99_ms;
         readings.push(GuardrailReading {
             guardrail: "max_realtime_p99_ms".into(),
             limit: json!(ceiling),

@@ -9,6 +9,7 @@
 //! drives them. A scheduled change is one flag write at a set time, claimed and applied in
 //! one transaction so it happens once.
 //!
+//! - `deps`: [`RolloutDeps`], exactly what the services below use; `error`: [`RolloutError`];
 //! - `model`: the plan and the pure stepping rule;
 //! - `parse`: request bodies and hold durations;
 //! - `guardrails`: the readings (breakers, Realtime p99, consistency);
@@ -17,7 +18,9 @@
 //! - `schedule`: scheduled changes, their parsing and applying;
 //! - `driver`: the background task that moves running plans and applies due changes.
 
+pub mod deps;
 pub mod driver;
+mod error;
 pub mod guardrails;
 pub mod model;
 pub mod operations;
@@ -25,4 +28,6 @@ pub mod parse;
 pub mod schedule;
 pub mod steps;
 
+pub use deps::{GuardrailSources, RolloutDeps};
+pub use error::RolloutError;
 pub use model::{Guardrails, OnBreach, Plan, Stage, Status};

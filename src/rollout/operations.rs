@@ -5,10 +5,10 @@
 use chrono::Utc;
 use uuid::Uuid;
 
+use super::deps::RolloutDeps;
+use super::error::RolloutError;
 use super::model::{Plan, Status};
 use super::steps::{announce, set_percentage};
-use crate::api::AppState;
-use crate::api::error::ApiError;
 use crate::store::flags as flag_store;
 use crate::store::rollouts as store;
 
@@ -23,15 +23,15 @@ pub enum Operation {
 /// Pauses, resumes or aborts a plan (409 when its status does not allow it). Resuming accepts
 /// the flag's current version and restarts the stage's hold; aborting sets 0%.
 pub async fn operate(
-    state: &AppState,
+    deps: &RolloutDeps,
     id: Uuid,
     actor: &str,
     op: Operation,
-) -> Result<Plan, ApiError> {
-    let mut tx = state.pool.begin().await?;
+) -> Result<Plan, RolloutError> {
+    let mut tx = deps.pool.begin().await?;
     let mut plan = store::get_for_update(&mut tx, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no rollout plan `{id}`")))?;
+        .ok_or_else(|| RolloutError::NotFound(format!("no rollout plan `{id}`")))?;
     let from = plan.status;
     let (action, allowed) = match &op {
         Operation::Pause | Operation::PauseWith(_) => ("paused", from == Status::Running),
@@ -39,7 +39,7 @@ pub async fn operate(
         Operation::Abort => ("aborted", from.is_live()),
     };
     if !allowed {
-        return Err(ApiError::Conflict(format!(
+        return Err(RolloutError::Conflict(format!(
             "rollout plan `{id}` is {}: it cannot be {action}",
             from.as_str()
         )));
@@ -58,7 +58,7 @@ pub async fn operate(
         Operation::Resume => {
             let current = flag_store::get(&mut *tx, &plan.flag)
                 .await?
-                .ok_or_else(|| ApiError::Conflict(format!("flag `{}` is gone", plan.flag)))?;
+                .ok_or_else(|| RolloutError::Conflict(format!("flag `{}` is gone", plan.flag)))?;
             plan.status = Status::Running;
             plan.flag_version = current.version;
             plan.stage_since = now;
@@ -71,7 +71,7 @@ pub async fn operate(
             plan.status = Status::Aborted;
             plan.stage = None;
             plan.reason = format!("aborted by {actor}; back to 0%");
-            let w = set_percentage(&mut tx, state, &plan, 0, false, None).await?;
+            let w = set_percentage(&mut tx, deps, &plan, 0, false, None).await?;
             plan.percentage = 0;
             plan.flag_version = w.record.version;
             written = Some(w);
@@ -80,6 +80,6 @@ pub async fn operate(
     store::update(&mut tx, &plan).await?;
     store::append_event(&mut tx, &plan, actor, action, Some(from)).await?;
     tx.commit().await?;
-    announce(state, &plan, action, written.as_ref()).await;
+    announce(deps, &plan, action, written.as_ref()).await;
     Ok(plan)
 }

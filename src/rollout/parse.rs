@@ -8,11 +8,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::error::RolloutError;
 use super::model::{Guardrails, OnBreach, Stage};
-use crate::api::error::ApiError;
 use crate::event::FieldError;
 use crate::flags::is_valid_environment_name;
-use crate::flags::writes::parse_body;
+use crate::flags::parse_body;
 
 /// The body of `POST /v1/rollouts`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -63,7 +63,7 @@ fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
 pub fn parse_plan(
     body: Value,
     known_breaker: impl Fn(&str) -> bool,
-) -> Result<ValidPlan, ApiError> {
+) -> Result<ValidPlan, RolloutError> {
     let request: PlanRequest = parse_body(body)?;
     let mut errors = Vec::new();
     if crate::flags::FlagKey::parse(&request.flag).is_err() {
@@ -146,7 +146,7 @@ pub fn parse_plan(
         ));
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(RolloutError::Invalid(errors));
     }
     Ok(ValidPlan {
         flag: request.flag,

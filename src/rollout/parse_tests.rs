@@ -6,7 +6,7 @@ use super::*;
 
 fn fields(body: Value) -> Vec<String> {
     match parse_plan(body, |name| name == "realtime") {
-        Err(ApiError::Validation(errors)) => errors.into_iter().map(|e| e.field).collect(),
+        Err(RolloutError::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
         Err(other) => panic!("expected a validation error, got {other}"),
         Ok(plan) => panic!("expected a validation error, got {plan:?}"),
     }

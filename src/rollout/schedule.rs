@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::api::AppState;
-use crate::api::error::ApiError;
+use super::deps::RolloutDeps;
+use super::error::RolloutError;
 use crate::event::FieldError;
-use crate::flags::is_valid_environment_name;
-use crate::flags::writes::{self, Change, WriteContext, parse_body};
+use crate::flags::{is_valid_environment_name, parse_body};
+use crate::flagstore::WriteError;
+use crate::flagstore::writes::{self, Change, WriteContext};
 use crate::store::schedules as store;
 
 /// What a scheduled change does.
@@ -79,7 +80,7 @@ fn error(field: &str, message: &str) -> FieldError {
 }
 
 /// Parses a schedule request: 400 naming each bad field, 422 for a time not in the future.
-pub fn parse_schedule(body: Value, now: DateTime<Utc>) -> Result<ScheduleRequest, ApiError> {
+pub fn parse_schedule(body: Value, now: DateTime<Utc>) -> Result<ScheduleRequest, RolloutError> {
     let request: ScheduleRequest = parse_body(body)?;
     let mut errors = Vec::new();
     if !is_valid_environment_name(&request.environment) {
@@ -103,10 +104,10 @@ pub fn parse_schedule(body: Value, now: DateTime<Utc>) -> Result<ScheduleRequest
         _ => {}
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(RolloutError::Invalid(errors));
     }
     if request.at <= now {
-        return Err(ApiError::Unprocessable(format!(
+        return Err(RolloutError::Unprocessable(format!(
             "`at` ({}) is not in the future",
             request.at.to_rfc3339()
         )));
@@ -115,10 +116,10 @@ pub fn parse_schedule(body: Value, now: DateTime<Utc>) -> Result<ScheduleRequest
 }
 
 /// Applies every due change; returns how many were applied.
-pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
+pub async fn apply_due(deps: &RolloutDeps) -> Result<usize, RolloutError> {
     let mut applied = 0;
     loop {
-        let mut tx = state.pool.begin().await?;
+        let mut tx = deps.pool.begin().await?;
         let Some(due) = store::claim_due(&mut tx, Utc::now()).await? else {
             return Ok(applied);
         };
@@ -134,14 +135,14 @@ pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
             if_match: None,
         };
         let (action, change) = flag_change(&due);
-        match writes::write_in(&mut tx, &state.flags, &due.flag, action, &context, change).await {
+        match writes::write_in(&mut tx, &deps.flags, &due.flag, action, &context, change).await {
             Ok(written) => {
                 store::set_applied_version(&mut tx, due.id, written.record.version).await?;
                 tx.commit().await?;
                 if written.changed {
                     writes::announce(
-                        &state.pool,
-                        &state.flags,
+                        &deps.pool,
+                        &deps.flags,
                         &due.flag,
                         action,
                         &context,
@@ -153,13 +154,13 @@ pub async fn apply_due(state: &AppState) -> Result<usize, ApiError> {
                     action, version = written.record.version, "scheduled change {} applied", due.id);
                 applied += 1;
             }
-            Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(refused) => {
                 drop(tx);
                 let why = refused.to_string();
                 tracing::warn!(schedule_id = %due.id, flag = %due.flag, reason = %why,
                     "scheduled change {} failed", due.id);
-                store::mark_failed(&state.pool, due.id, &why).await?;
+                store::mark_failed(&deps.pool, due.id, &why).await?;
             }
         }
     }
@@ -179,7 +180,7 @@ fn flag_change(due: &Schedule) -> (&'static str, Change) {
     };
     let edit = Change::Edit(Box::new(move |flag| {
         if flag.archived {
-            return Err(ApiError::Conflict(format!("flag `{key}` is archived")));
+            return Err(WriteError::Conflict(format!("flag `{key}` is archived")));
         }
         let config = flag.environment_mut(&env);
         match change.action {
@@ -207,17 +208,17 @@ mod tests {
                           "change": {"action": "on"}});
         assert!(matches!(
             parse_schedule(past, now),
-            Err(ApiError::Unprocessable(_))
+            Err(RolloutError::Unprocessable(_))
         ));
         let bad = json!({"environment": "Prod!", "at": "2999-01-01T00:00:00Z",
                          "change": {"action": "percentage", "percentage": 101}});
-        let Err(ApiError::Validation(errors)) = parse_schedule(bad, now) else {
+        let Err(RolloutError::Invalid(errors)) = parse_schedule(bad, now) else {
             panic!("expected a validation error");
         };
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["environment", "change.percentage"]);
         let shape = json!({"environment": "p", "at": "tomorrow", "change": {"action": "on"}});
-        let Err(ApiError::Validation(errors)) = parse_schedule(shape, now) else {
+        let Err(RolloutError::Invalid(errors)) = parse_schedule(shape, now) else {
             panic!("expected a validation error");
         };
         assert_eq!(errors[0].field, "at");

@@ -8,15 +8,15 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::deps::RolloutDeps;
+use super::error::RolloutError;
 use super::guardrails;
 use super::model::{Plan, Status, Step, next_step};
 use super::operations::{Operation, operate};
 use super::parse::ValidPlan;
-use crate::api::AppState;
-use crate::api::error::ApiError;
 use crate::flags::Flag;
-use crate::flags::live::record_from_store;
-use crate::flags::writes::{self, Change, WriteContext, Written};
+use crate::flagstore::record_from_store;
+use crate::flagstore::writes::{self, Change, WriteContext, WriteError, Written};
 use crate::store::flags as flag_store;
 use crate::store::rollouts as store;
 
@@ -24,16 +24,16 @@ use crate::store::rollouts as store;
 /// the flag on in the environment (a stage going up means the flag is meant to be on).
 pub(super) async fn set_percentage(
     tx: &mut PgConnection,
-    state: &AppState,
+    deps: &RolloutDeps,
     plan: &Plan,
     percentage: u8,
     enable: bool,
     if_match: Option<i64>,
-) -> Result<Written, ApiError> {
+) -> Result<Written, WriteError> {
     let (key, env) = (plan.flag.clone(), plan.environment.clone());
     let change = Change::Edit(Box::new(move |flag| {
         if flag.archived {
-            return Err(ApiError::Conflict(format!("flag `{key}` is archived")));
+            return Err(WriteError::Conflict(format!("flag `{key}` is archived")));
         }
         let config = flag.environment_mut(&env);
         config.rollout.percentage = f64::from(percentage);
@@ -47,12 +47,12 @@ pub(super) async fn set_percentage(
         reason: Some(&reason),
         if_match,
     };
-    writes::write_in(tx, &state.flags, &plan.flag, "rollout", &context, change).await
+    writes::write_in(tx, &deps.flags, &plan.flag, "rollout", &context, change).await
 }
 
 /// After a commit: the flag write announced, the move logged and told to subscribers.
 pub(super) async fn announce(
-    state: &AppState,
+    deps: &RolloutDeps,
     plan: &Plan,
     action: &str,
     written: Option<&Written>,
@@ -65,8 +65,8 @@ pub(super) async fn announce(
             if_match: None,
         };
         writes::announce(
-            &state.pool,
-            &state.flags,
+            &deps.pool,
+            &deps.flags,
             &plan.flag,
             "rollout",
             &context,
@@ -79,7 +79,7 @@ pub(super) async fn announce(
         status = plan.status.as_str(), stage = ?plan.stage, percentage = plan.percentage,
         reason = %plan.reason, "rollout {}: {}", plan.id, plan.reason
     );
-    state.hub.publish_system(&json!({
+    deps.hub.publish_system(&json!({
         "op": "system", "kind": "rollout_changed", "id": plan.id, "flag": plan.flag,
         "environment": plan.environment, "action": action, "status": plan.status,
         "stage": plan.stage, "percentage": plan.percentage, "reason": plan.reason,
@@ -88,16 +88,19 @@ pub(super) async fn announce(
 
 /// Creates a plan and applies its first stage, all in one transaction.
 pub async fn create(
-    state: &AppState,
+    deps: &RolloutDeps,
     request: ValidPlan,
     actor: &str,
     if_match: Option<i64>,
-) -> Result<Plan, ApiError> {
-    let mut tx = state.pool.begin().await?;
+) -> Result<Plan, RolloutError> {
+    let mut tx = deps.pool.begin().await?;
     let Some(current) = flag_store::get_for_update(&mut tx, &request.flag).await? else {
-        return Err(ApiError::NotFound(format!("no flag `{}`", request.flag)));
+        return Err(RolloutError::NotFound(format!(
+            "no flag `{}`",
+            request.flag
+        )));
     };
-    let record = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
+    let record = record_from_store(&current).map_err(|e| RolloutError::Internal(e.into()))?;
     // What the environment exposed before the plan: its percentage, or 0 while switched off
     // (the plan switches it on; rolling back below the first stage lands on this).
     let config = record.flag.environment(&request.environment);
@@ -134,12 +137,12 @@ pub async fn create(
         None => format!("created by {actor}; stage 1 ({}%) applied", plan.percentage),
     };
     if !store::insert(&mut tx, &plan).await? {
-        return Err(ApiError::Conflict(format!(
+        return Err(RolloutError::Conflict(format!(
             "flag `{}` already has a running or paused rollout plan in `{}`",
             plan.flag, plan.environment
         )));
     }
-    let written = set_percentage(&mut tx, state, &plan, plan.percentage, true, if_match).await?;
+    let written = set_percentage(&mut tx, deps, &plan, plan.percentage, true, if_match).await?;
     plan.flag_version = written.record.version;
     if plan.stages.len() == 1 && plan.stages[0].hold_ms.is_none() {
         plan.status = Status::Completed;
@@ -147,14 +150,14 @@ pub async fn create(
     store::update(&mut tx, &plan).await?;
     store::append_event(&mut tx, &plan, actor, "create", None).await?;
     tx.commit().await?;
-    announce(state, &plan, "created", Some(&written)).await;
+    announce(deps, &plan, "created", Some(&written)).await;
     Ok(plan)
 }
 
 /// Moves one running plan if its time or a guardrail says so; pauses it when a human changed
 /// its flag. Returns the plan when it moved.
-pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError> {
-    let mut tx = state.pool.begin().await?;
+pub async fn drive(deps: &RolloutDeps, id: Uuid) -> Result<Option<Plan>, RolloutError> {
+    let mut tx = deps.pool.begin().await?;
     let Some(mut plan) = store::get_for_update(&mut tx, id).await? else {
         return Ok(None);
     };
@@ -168,10 +171,10 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
         let actor = plan.actor();
         store::append_event(&mut tx, &plan, &actor, "paused", Some(Status::Running)).await?;
         tx.commit().await?;
-        announce(state, &plan, "paused", None).await;
+        announce(deps, &plan, "paused", None).await;
         return Ok(Some(plan));
     }
-    let readings = guardrails::read(state, &plan.guardrails);
+    let readings = guardrails::read(&deps.guardrails, &plan.guardrails);
     let now = Utc::now();
     let (action, percentage, enable) = match next_step(&plan, &readings, now) {
         Step::Wait => {
@@ -219,7 +222,7 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
     if let Some(percentage) = percentage {
         match set_percentage(
             &mut tx,
-            state,
+            deps,
             &plan,
             percentage,
             enable,
@@ -232,24 +235,28 @@ pub async fn drive(state: &AppState, id: Uuid) -> Result<Option<Plan>, ApiError>
                 plan.flag_version = w.record.version;
                 written = Some(w);
             }
-            Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e.into()),
             Err(refused) => {
                 drop(tx);
                 let reason = format!("paused: the plan could not write its flag: {refused}");
-                return pause_on_refusal(state, id, reason).await.map(Some);
+                return pause_on_refusal(deps, id, reason).await.map(Some);
             }
         }
     }
     store::update(&mut tx, &plan).await?;
     store::append_event(&mut tx, &plan, &plan.actor(), action, Some(Status::Running)).await?;
     tx.commit().await?;
-    announce(state, &plan, action, written.as_ref()).await;
+    announce(deps, &plan, action, written.as_ref()).await;
     Ok(Some(plan))
 }
 
-async fn pause_on_refusal(state: &AppState, id: Uuid, reason: String) -> Result<Plan, ApiError> {
+async fn pause_on_refusal(
+    deps: &RolloutDeps,
+    id: Uuid,
+    reason: String,
+) -> Result<Plan, RolloutError> {
     let actor = format!("rollout:{id}");
-    operate(state, id, &actor, Operation::PauseWith(reason)).await
+    operate(deps, id, &actor, Operation::PauseWith(reason)).await
 }
 
 /// Why the plan must pause because someone else changed its flag's environment since the
@@ -260,14 +267,14 @@ async fn pause_on_refusal(state: &AppState, id: Uuid, reason: String) -> Result<
 async fn changed_underneath(
     tx: &mut PgConnection,
     plan: &mut Plan,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, RolloutError> {
     let Some(current) = flag_store::get_for_update(&mut *tx, &plan.flag).await? else {
         return Ok(Some(format!("paused: flag `{}` is gone", plan.flag)));
     };
     if current.version == plan.flag_version {
         return Ok(None);
     }
-    let now = record_from_store(&current).map_err(|e| ApiError::Internal(e.into()))?;
+    let now = record_from_store(&current).map_err(|e| RolloutError::Internal(e.into()))?;
     // Unknown when retention pruned the audit row: counted as changed.
     let then = flag_store::definition_at(&mut *tx, &plan.flag, plan.flag_version)
         .await?

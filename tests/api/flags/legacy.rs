@@ -2,7 +2,7 @@
 //! govern the broadcast path.
 
 use serde_json::{Value, json};
-use switchyard::flags::live::record_from_store;
+use switchyard::flagstore::record_from_store;
 use switchyard::store::flags as flag_store;
 
 use super::ok_json;
