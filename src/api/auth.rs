@@ -1,11 +1,13 @@
-//! Scoped API keys: who may do what.
+//! Scoped API keys over HTTP: finding the key a request presents and checking its scope (the
+//! scopes themselves are `crate::auth`'s).
 //!
 //! `admin` may do everything, `publish` may ingest, `read` may subscribe and read. A key is
 //! sent as `Authorization: Bearer`, `X-API-Key`, or `?token=` (browsers cannot set headers on
 //! WebSockets and EventSource). Lookups go through a moka cache keyed by the key's hash, so
 //! the hot path does not query Postgres per request. A revoke notifies every instance
-//! (`LISTEN switchyard_keys`), which forgets its cached lookups at once; while an instance
-//! cannot listen (the control store is unreachable) the cache's TTL, 30 s, bounds it.
+//! (`LISTEN switchyard_keys`, followed through `store::listen`), which forgets its cached
+//! lookups at once; while an instance cannot listen (the control store is unreachable) the
+//! cache's TTL, 30 s, bounds it.
 
 use std::marker::PhantomData;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The live flag set of one instance: the compiled [`Snapshot`] in an `ArcSwap`, kept current
-//! by Postgres `NOTIFY` and a periodic resync, and the stream of changes it announces.
+//! by Postgres `NOTIFY` (followed through `store::listen`) and a periodic resync, and the
+//! stream of changes it announces.
 //!
 //! Evaluation reads the snapshot without locks or I/O. Every reload compares flag versions
 //! with the previous load, so a change is announced once whether it arrived by this
