@@ -14,6 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use super::auth::Reader;
+use crate::hub::SystemFrame;
 
 /// Stream flag changes.
 #[utoipa::path(get, path = "/v1/flags/stream", tag = "flags",
@@ -46,8 +47,9 @@ pub async fn flag_stream(
             };
             match change {
                 Ok(change) => {
-                    let data = json!({"op": "system", "kind": "flag_changed", "key": change.key, "version": change.version, "revision": change.revision, "archived": change.archived});
-                    yield Ok(SseEvent::default().id(change.revision.to_string()).event("flag_changed").data(data.to_string()));
+                    let id = change.revision.to_string();
+                    let data = SystemFrame::FlagChanged { key: change.key, version: change.version, revision: change.revision, archived: Some(change.archived) };
+                    yield Ok(SseEvent::default().id(id).event("flag_changed").data(data.encode().as_str()));
                 }
                 // Missed changes: send the whole snapshot again rather than skip (Unleash Edge's habit).
                 Err(RecvError::Lagged(_)) => {

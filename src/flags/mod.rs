@@ -36,6 +36,7 @@ pub use model::{Flag, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
 pub use validate::{is_valid_environment_name, validate, validate_pin};
 
+pub mod keys;
 pub mod live;
 pub mod pins;
 pub mod writes;

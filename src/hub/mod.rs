@@ -13,6 +13,7 @@
 //! no longer holds what it missed. A slow subscriber never blocks the publisher or the others.
 
 mod filter;
+pub mod frames;
 pub mod legacy;
 
 use std::collections::VecDeque;
@@ -25,6 +26,7 @@ use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
 pub use filter::Filter;
+pub use frames::{AlertState, SystemFrame, Transport};
 
 use crate::event::Event;
 
@@ -205,10 +207,10 @@ impl Hub {
         published
     }
 
-    /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client. `frame` is
-    /// the whole frame, `{"op":"system","kind":...}`.
-    pub fn publish_system(&self, frame: &serde_json::Value) {
-        let _ = self.inner.system.send(Utf8Bytes::from(frame.to_string()));
+    /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client, encoded once.
+    pub fn publish_system(&self, frame: &SystemFrame) {
+        // No receivers is fine: system frames describe state a client can re-read.
+        let _ = self.inner.system.send(frame.encode());
     }
 
     /// Receives system frames from now on.
