@@ -5,16 +5,34 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::auth::Reader;
+use crate::flags::live::LiveFlags;
 use crate::hub::SystemFrame;
+
+/// What the flag stream needs of the application.
+#[derive(Clone)]
+pub struct FlagStreamState {
+    pub flags: LiveFlags,
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for FlagStreamState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            flags: state.flags.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
 
 /// Stream flag changes.
 #[utoipa::path(get, path = "/v1/flags/stream", tag = "flags",
@@ -23,15 +41,17 @@ use crate::hub::SystemFrame;
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn flag_stream(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagStreamState>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let seen: Option<i64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let live = state.flags.clone();
-    let shutdown = state.shutdown.clone();
+    let FlagStreamState {
+        flags: live,
+        shutdown,
+    } = state;
     let stream = async_stream::stream! {
         let mut changes = live.subscribe();
         let snapshot = live.snapshot();

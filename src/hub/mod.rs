@@ -12,6 +12,7 @@
 //! `Lagged`, is told so, and catches up from the history ring, or is closed when even the ring
 //! no longer holds what it missed. A slow subscriber never blocks the publisher or the others.
 
+mod cursor;
 mod filter;
 pub mod frames;
 pub mod legacy;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
+pub use cursor::{Cursor, Delivery, Start};
 pub use filter::Filter;
 pub use frames::{AlertState, SystemFrame, Transport};
 
