@@ -95,19 +95,29 @@ pub async fn v1_stream(
         })?),
         None => query.since_offset,
     };
+    let since = since_offset.map(|offset| Position {
+        epoch: query
+            .since_epoch
+            .unwrap_or_else(|| state.hub.epoch().to_string()),
+        offset,
+    });
+    let stream = events(state, filter, since);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The SSE rendering of a subscription: `subscribed`, then `event`, `system` and `lagged`
+/// events, and a last `error` event when the client fell behind past history.
+fn events(
+    state: StreamState,
+    filter: Filter,
+    since: Option<Position>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let StreamState {
         hub,
         shutdown,
         metrics,
     } = state;
-    let since = since_offset.map(|offset| Position {
-        epoch: query
-            .since_epoch
-            .clone()
-            .unwrap_or_else(|| hub.epoch().to_string()),
-        offset,
-    });
-    let stream = async_stream::stream! {
+    async_stream::stream! {
         let _connected = metrics.subscriber(Protocol::Sse);
         let (mut cursor, start) = Cursor::resume(&hub, filter, since.as_ref());
         yield Ok(SseEvent::default().event("subscribed").data(encode(&start.subscribed)));
@@ -139,8 +149,7 @@ pub async fn v1_stream(
                 Delivery::Closed => break,
             }
         }
-    };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
 }
 
 fn event_of(published: &Published) -> SseEvent {
