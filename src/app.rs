@@ -14,7 +14,7 @@ use crate::api::{self, AppState, auth::Authenticator};
 use crate::breaker::{self, Breaker, BreakerConfig};
 use crate::config::Config;
 use crate::flagstore::{LiveFlags, PinSources};
-use crate::hub::Hub;
+use crate::hub::{Hub, SystemFrame};
 use crate::ingest::Ingest;
 use crate::realtime::{RealtimePath, RealtimeSettings};
 use crate::rollout::{GuardrailSources, RolloutDeps};
@@ -56,7 +56,11 @@ impl Application {
         let realtime_breaker_timeout = breaker_config.call_timeout;
         let shutdown = CancellationToken::new();
         let breakers = breaker::Registry::new();
-        breakers.register(Breaker::start("realtime", breaker_config, shutdown.clone()));
+        breakers.register(Breaker::start(
+            breaker::REALTIME,
+            breaker_config,
+            shutdown.clone(),
+        ));
         let pool = store::connect_and_migrate(&config.database_url).await?;
         let hub = Hub::new(
             config.history_size as usize,
@@ -73,7 +77,7 @@ impl Application {
         };
         let flags = LiveFlags::load(&pool, sources).await;
         let router = Router::new(&flags.snapshot(), &config.environment);
-        let realtime_breaker = breakers.get("realtime").expect("registered above");
+        let realtime_breaker = breakers.get(breaker::REALTIME).expect("registered above");
         let realtime = RealtimePath::start(
             RealtimeSettings::from_config(&config, hub.epoch()),
             pool.clone(),
@@ -223,13 +227,15 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                     // The router first, so a client told of the change already sees its effect.
                     let strategy = router.rebuild(&live.snapshot());
                     validator.set_enabled(validation_enabled(&live, &environment));
-                    if change.key.starts_with("broadcast.") {
+                    if change.key.starts_with(crate::flags::keys::BROADCAST_PREFIX) {
                         tracing::info!(strategy = ?strategy.strategy, revision = strategy.revision, "broadcast strategy rebuilt");
                     }
-                    hub.publish_system(&serde_json::json!({
-                        "op": "system", "kind": "flag_changed", "key": change.key,
-                        "version": change.version, "revision": change.revision,
-                    }));
+                    hub.publish_system(&SystemFrame::FlagChanged {
+                        key: change.key,
+                        version: change.version,
+                        revision: change.revision,
+                        archived: None,
+                    });
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     router.rebuild(&live.snapshot());
@@ -277,7 +283,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         state.shutdown.clone(),
     ));
     // The mode flag drives the Realtime breaker; its transitions drive the dashboards' transport.
-    if let Some(realtime) = state.breakers.get("realtime") {
+    if let Some(realtime) = state.breakers.get(breaker::REALTIME) {
         tasks.push(crate::governance::follow_mode_flag(
             state.flags.clone(),
             realtime.clone(),
@@ -303,7 +309,7 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
 /// Whether `validation.enabled` (or its pin) is on in `environment`.
 fn validation_enabled(live: &LiveFlags, environment: &str) -> bool {
     let evaluation = live.snapshot().evaluate(
-        crate::validator::ENABLED_FLAG,
+        crate::flags::keys::VALIDATION_ENABLED,
         &crate::flags::EvaluationContext::default(),
         environment,
     );

@@ -13,14 +13,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Breaker, BreakerMode, BreakerState};
+use crate::flags::keys::{DASHBOARD_TRANSPORT, REALTIME_BREAKER_MODE};
 use crate::flags::{Evaluation, EvaluationContext, Reason};
 use crate::flagstore::LiveFlags;
-use crate::hub::Hub;
-
-/// The flag that carries the Realtime breaker's mode.
-pub const BREAKER_MODE_FLAG: &str = "realtime.breaker.mode";
-/// The flag that tells each dashboard which transport to listen on.
-pub const TRANSPORT_FLAG: &str = "dashboard.transport";
+use crate::hub::{Hub, SystemFrame, Transport};
 
 /// Whether events can reach Realtime: closed, or forced closed, or the breaker disabled.
 pub fn passes(state: BreakerState) -> bool {
@@ -38,7 +34,7 @@ pub fn transport_override(
 ) -> Option<(Evaluation, Value)> {
     let breaker = breaker?;
     let state = breaker.state();
-    if evaluation.key != TRANSPORT_FLAG || evaluation.is_error() || passes(state) {
+    if evaluation.key != DASHBOARD_TRANSPORT || evaluation.is_error() || passes(state) {
         return None;
     }
     let mut overridden = evaluation.clone();
@@ -72,7 +68,7 @@ pub fn follow_mode_flag(
         let mut applied: Option<BreakerMode> = None;
         loop {
             let evaluation = live.snapshot().evaluate(
-                BREAKER_MODE_FLAG,
+                REALTIME_BREAKER_MODE,
                 &EvaluationContext::default(),
                 &environment,
             );
@@ -100,7 +96,7 @@ pub fn follow_mode_flag(
                     change = changes.recv() => change,
                 };
                 match change {
-                    Ok(change) if change.key == BREAKER_MODE_FLAG => break,
+                    Ok(change) if change.key == REALTIME_BREAKER_MODE => break,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,
@@ -133,17 +129,25 @@ pub fn announce_transport(
             if was == is {
                 continue;
             }
-            let frame = if is {
-                json!({"op": "system", "kind": "transport_changed", "transport": "flag", "flag": TRANSPORT_FLAG,
-                       "breaker": breaker.name(), "breaker_state": transition.to,
-                       "reason": "the Realtime breaker closed: evaluate dashboard.transport again"})
+            let (transport, reason) = if is {
+                (
+                    Transport::Flag,
+                    "the Realtime breaker closed: evaluate dashboard.transport again",
+                )
             } else {
-                json!({"op": "system", "kind": "transport_changed", "transport": "websocket", "flag": TRANSPORT_FLAG,
-                       "breaker": breaker.name(), "breaker_state": transition.to,
-                       "reason": "the Realtime breaker is not closed: listen on /v1/ws, resuming with since = the (epoch, sequence_id) of the last row seen"})
+                (
+                    Transport::Websocket,
+                    "the Realtime breaker is not closed: listen on /v1/ws, resuming with since = the (epoch, sequence_id) of the last row seen",
+                )
             };
             tracing::info!(breaker = breaker.name(), to = ?transition.to, "dashboards told to change transport");
-            hub.publish_system(&frame);
+            hub.publish_system(&SystemFrame::TransportChanged {
+                transport,
+                flag: DASHBOARD_TRANSPORT,
+                breaker: breaker.name().to_string(),
+                breaker_state: transition.to,
+                reason,
+            });
         }
     })
 }

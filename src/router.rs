@@ -21,7 +21,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::event::{Category, Event};
-use crate::flags::{EvaluationContext, Snapshot, Tier, hash::murmur3_x86_32};
+use crate::flags::{EvaluationContext, Snapshot, Tier, hash::murmur3_x86_32, keys};
 
 /// The global strategy (`broadcast.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -82,7 +82,7 @@ impl Strategy {
     /// that is missing or holds an unusable value.
     pub fn from_snapshot(snapshot: &Snapshot, environment: &str) -> Self {
         let ctx = EvaluationContext::default();
-        let (value, decided_by) = decide(snapshot, "broadcast.strategy", &ctx, environment);
+        let (value, decided_by) = decide(snapshot, keys::BROADCAST_STRATEGY, &ctx, environment);
         let (strategy, decided_by) = match value
             .as_ref()
             .and_then(Value::as_str)
@@ -94,7 +94,7 @@ impl Strategy {
         let categories = Category::ALL
             .into_iter()
             .map(|category| {
-                let key = format!("broadcast.category.{}", category.as_str());
+                let key = keys::category_route(category);
                 let (value, decided_by) = decide(snapshot, &key, &ctx, environment);
                 route(category, value.as_ref(), decided_by)
             })

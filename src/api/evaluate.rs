@@ -50,7 +50,7 @@ pub struct EvaluationView {
 /// Applies the breaker's override to `dashboard.transport`.
 fn governed(state: &EvaluationState, evaluation: Evaluation) -> (Evaluation, Option<Value>) {
     state.metrics.count_evaluation(&evaluation);
-    let breaker = state.breakers.get("realtime");
+    let breaker = state.breakers.get(crate::breaker::REALTIME);
     match crate::governance::transport_override(&evaluation, breaker.as_ref()) {
         Some((overridden, metadata)) => (overridden, Some(metadata)),
         None => (evaluation, None),

@@ -5,15 +5,34 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::auth::Reader;
+use crate::flagstore::LiveFlags;
+use crate::hub::SystemFrame;
+
+/// What the flag stream needs of the application.
+#[derive(Clone)]
+pub struct FlagStreamState {
+    pub flags: LiveFlags,
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for FlagStreamState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            flags: state.flags.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
 
 /// Stream flag changes.
 #[utoipa::path(get, path = "/v1/flags/stream", tag = "flags",
@@ -22,15 +41,17 @@ use super::auth::Reader;
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn flag_stream(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<FlagStreamState>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let seen: Option<i64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let live = state.flags.clone();
-    let shutdown = state.shutdown.clone();
+    let FlagStreamState {
+        flags: live,
+        shutdown,
+    } = state;
     let stream = async_stream::stream! {
         let mut changes = live.subscribe();
         let snapshot = live.snapshot();
@@ -46,8 +67,9 @@ pub async fn flag_stream(
             };
             match change {
                 Ok(change) => {
-                    let data = json!({"op": "system", "kind": "flag_changed", "key": change.key, "version": change.version, "revision": change.revision, "archived": change.archived});
-                    yield Ok(SseEvent::default().id(change.revision.to_string()).event("flag_changed").data(data.to_string()));
+                    let id = change.revision.to_string();
+                    let data = SystemFrame::FlagChanged { key: change.key, version: change.version, revision: change.revision, archived: Some(change.archived) };
+                    yield Ok(SseEvent::default().id(id).event("flag_changed").data(data.encode().as_str()));
                 }
                 // Missed changes: send the whole snapshot again rather than skip (Unleash Edge's habit).
                 Err(RecvError::Lagged(_)) => {

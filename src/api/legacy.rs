@@ -6,27 +6,49 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, State};
 use axum::response::Response;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Publisher, Reader};
-use super::subscribe::configure;
+use super::subscribe::{SubscriberState, configure};
 use crate::event::parse_event;
 use crate::hub::legacy::{frame_value, rfc3339};
-use crate::hub::{Hub, Published};
+use crate::hub::{Cursor, Delivery, Hub, Published};
 use crate::ingest::Ingest;
 use crate::metrics::{Metrics, Protocol};
 
 /// Events sent in `initial_stats.recent_events`.
 const INITIAL_RECENT: usize = 50;
+
+/// What the legacy ingest socket needs of the application.
+#[derive(Clone)]
+pub struct IngestSocketState {
+    pub ingest: Ingest,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+    /// Sockets are tracked so shutdown waits for their goodbyes.
+    pub connections: TaskTracker,
+}
+
+impl FromRef<AppState> for IngestSocketState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            ingest: state.ingest.clone(),
+            metrics: state.metrics.clone(),
+            shutdown: state.shutdown.clone(),
+            connections: state.connections.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
@@ -56,7 +78,7 @@ pub async fn status(State(hub): State<Hub>) -> Json<Status> {
 )]
 pub async fn dashboard_ws(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<SubscriberState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let tracker = state.connections.clone();
@@ -64,15 +86,15 @@ pub async fn dashboard_ws(
         .on_upgrade(move |socket| tracker.track_future(dashboard_session(socket, state)))
 }
 
-async fn dashboard_session(socket: WebSocket, state: AppState) {
+async fn dashboard_session(socket: WebSocket, state: SubscriberState) {
     let _connected = state.metrics.subscriber(Protocol::LegacyWs);
     let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
-    let mut receiver = hub.subscribe(None).receiver;
+    let mut cursor = Cursor::live(&hub);
     if sink.send(text(initial_stats(&hub))).await.is_err() {
         return;
     }
-    let mut ping = tokio::time::interval(state.config.ws_ping_interval());
+    let mut ping = tokio::time::interval(state.ping_interval);
     ping.tick().await;
     loop {
         let outgoing = tokio::select! {
@@ -87,15 +109,14 @@ async fn dashboard_session(socket: WebSocket, state: AppState) {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => continue,
             },
-            received = receiver.recv() => match received {
-                Ok(published) => Message::Text(published.legacy_frame.clone()),
+            delivery = cursor.next() => match delivery {
+                Delivery::Event(published) => Message::Text(published.legacy_frame.clone()),
                 // The legacy protocol has no resume; a lagging legacy dashboard is told and
                 // carries on from the newest events.
-                Err(RecvError::Lagged(missed)) => {
-                    hub.counters().lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    text(json!({"type": "lagged", "missed": missed, "timestamp": rfc3339(Utc::now())}))
+                Delivery::Lagged(lagged) => {
+                    text(json!({"type": "lagged", "missed": lagged.missed, "timestamp": rfc3339(Utc::now())}))
                 }
-                Err(RecvError::Closed) => return,
+                Delivery::PastHistory { .. } | Delivery::Closed => return,
             },
         };
         if sink.send(outgoing).await.is_err() {
@@ -199,12 +220,15 @@ fn time_series(events: &[Arc<Published>], interval_minutes: f64) -> Vec<Value> {
 )]
 pub async fn ingest_ws(
     _access: Publisher,
-    State(state): State<AppState>,
+    State(state): State<IngestSocketState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let tracker = state.connections.clone();
-    let ingest = state.ingest.clone();
-    let (metrics, shutdown) = (state.metrics.clone(), state.shutdown.clone());
+    let IngestSocketState {
+        ingest,
+        metrics,
+        shutdown,
+        connections: tracker,
+    } = state;
     configure(upgrade).on_upgrade(move |socket| {
         tracker.track_future(ingest_session(socket, ingest, metrics, shutdown))
     })

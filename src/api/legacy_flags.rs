@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::state::LegacyFlagsState;
 use crate::event::Category;
-use crate::flags::EvaluationContext;
+use crate::flags::{EvaluationContext, keys};
 use crate::hub::legacy::rfc3339;
 
 /// The legacy flag names and their effective values.
@@ -18,7 +18,7 @@ pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
     let env = &state.config.environment;
     let ctx = EvaluationContext::default();
     let value = |key: &str| snapshot.evaluate(key, &ctx, env).value;
-    let strategy = value("broadcast.strategy");
+    let strategy = value(keys::BROADCAST_STRATEGY);
     let strategy = strategy.as_str().unwrap_or("websocket").to_string();
     let legacy = &state.config.legacy;
     let mut flags = Map::new();
@@ -34,7 +34,7 @@ pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
     );
     flags.insert(
         "MONITORING_ENABLE_VALIDATION".into(),
-        json!(value("validation.enabled") == json!(true)),
+        json!(value(keys::VALIDATION_ENABLED) == json!(true)),
     );
     flags.insert(
         "MONITORING_VALIDATION_STRICT".into(),
@@ -62,7 +62,7 @@ pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
         json!(legacy.timeout_ms.unwrap_or(5000)),
     );
     for category in Category::ALL {
-        let route = value(&format!("broadcast.category.{}", category.as_str()));
+        let route = value(&keys::category_route(category));
         let name = format!(
             "DUAL_WRITE_{}_PERCENTAGE",
             category.as_str().to_ascii_uppercase()
@@ -77,7 +77,7 @@ pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
     flags.insert("DUAL_WRITE_GLOBAL_OVERRIDE".into(), global);
     flags.insert(
         "CIRCUIT_BREAKER_ENABLED".into(),
-        json!(value("realtime.breaker.mode") != json!("disabled")),
+        json!(value(keys::REALTIME_BREAKER_MODE) != json!("disabled")),
     );
     flags
 }

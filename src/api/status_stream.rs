@@ -6,17 +6,19 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Reader;
 use super::error::Problem;
-use crate::realtime::RealtimeStatus;
-use crate::validator::ValidationSummary;
+use crate::hub::Hub;
+use crate::realtime::{RealtimePath, RealtimeStatus};
+use crate::validator::{ValidationSummary, Validator};
 
 /// How often the stream sends a status.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,10 +52,32 @@ pub struct StatusSample {
     pub validation: ValidationSummary,
 }
 
-fn sample(state: &AppState) -> StatusSample {
+/// What the status stream needs of the application.
+#[derive(Clone)]
+pub struct StatusStreamState {
+    pub environment: String,
+    pub hub: Hub,
+    pub realtime: RealtimePath,
+    pub validator: Validator,
+    pub shutdown: CancellationToken,
+}
+
+impl FromRef<AppState> for StatusStreamState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            environment: state.config.environment.clone(),
+            hub: state.hub.clone(),
+            realtime: state.realtime.clone(),
+            validator: state.validator.clone(),
+            shutdown: state.shutdown.clone(),
+        }
+    }
+}
+
+fn sample(state: &StatusStreamState) -> StatusSample {
     let counters = state.hub.counters();
     StatusSample {
-        environment: state.config.environment.clone(),
+        environment: state.environment.clone(),
         epoch: state.hub.epoch().to_string(),
         head: state.hub.head(),
         published_total: counters.published.load(Ordering::Relaxed),
@@ -75,7 +99,7 @@ fn sample(state: &AppState) -> StatusSample {
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn status_stream(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<StatusStreamState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let shutdown = state.shutdown.clone();
     let stream = async_stream::stream! {

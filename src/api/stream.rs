@@ -5,20 +5,39 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
-use crate::hub::{Filter, Position};
-use crate::metrics::Protocol;
+use crate::hub::frames::encode;
+use crate::hub::{Cursor, Delivery, Filter, Hub, Position, Published};
+use crate::metrics::{Metrics, Protocol};
+
+/// What the event stream needs of the application.
+#[derive(Clone)]
+pub struct StreamState {
+    pub hub: Hub,
+    pub shutdown: CancellationToken,
+    pub metrics: Metrics,
+}
+
+impl FromRef<AppState> for StreamState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            hub: state.hub.clone(),
+            shutdown: state.shutdown.clone(),
+            metrics: state.metrics.clone(),
+        }
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +70,7 @@ pub struct StreamQuery {
 )]
 pub async fn v1_stream(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<StreamState>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -76,30 +95,38 @@ pub async fn v1_stream(
         })?),
         None => query.since_offset,
     };
-    let hub = state.hub.clone();
     let since = since_offset.map(|offset| Position {
         epoch: query
             .since_epoch
-            .clone()
-            .unwrap_or_else(|| hub.epoch().to_string()),
+            .unwrap_or_else(|| state.hub.epoch().to_string()),
         offset,
     });
-    let shutdown = state.shutdown.clone();
-    let metrics = state.metrics.clone();
-    let stream = async_stream::stream! {
+    let stream = events(state, filter, since);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The SSE rendering of a subscription: `subscribed`, then `event`, `system` and `lagged`
+/// events, and a last `error` event when the client fell behind past history.
+fn events(
+    state: StreamState,
+    filter: Filter,
+    since: Option<Position>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let StreamState {
+        hub,
+        shutdown,
+        metrics,
+    } = state;
+    async_stream::stream! {
         let _connected = metrics.subscriber(Protocol::Sse);
-        let mut subscription = hub.subscribe(since.as_ref());
-        let hello = json!({"epoch": hub.epoch(), "offset": subscription.head, "recovered": subscription.recovered});
-        yield Ok(SseEvent::default().event("subscribed").data(hello.to_string()));
-        let mut last = subscription.head;
+        let (mut cursor, start) = Cursor::resume(&hub, filter, since.as_ref());
+        yield Ok(SseEvent::default().event("subscribed").data(encode(&start.subscribed)));
         let mut system = hub.subscribe_system();
-        for published in subscription.replay.drain(..) {
-            if filter.matches(&published) {
-                yield Ok(event_of(&published));
-            }
+        for published in &start.replay {
+            yield Ok(event_of(published));
         }
         loop {
-            let received = tokio::select! {
+            let delivery = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 frame = system.recv() => {
                     if let Ok(frame) = frame {
@@ -107,42 +134,25 @@ pub async fn v1_stream(
                     }
                     continue;
                 }
-                received = subscription.receiver.recv() => received,
+                delivery = cursor.next() => delivery,
             };
-            match received {
-                Ok(published) => {
-                    if published.offset > last {
-                        last = published.offset;
-                        if filter.matches(&published) {
-                            yield Ok(event_of(&published));
-                        }
-                    }
+            match delivery {
+                Delivery::Event(published) => yield Ok(event_of(&published)),
+                Delivery::Lagged(lagged) => {
+                    yield Ok(SseEvent::default().event("lagged").data(encode(&lagged)));
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    hub.counters().lagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let notice = json!({"missed": missed, "offset": last});
-                    yield Ok(SseEvent::default().event("lagged").data(notice.to_string()));
-                    let Some(missed_events) = hub.since(last) else {
-                        hub.counters().dropped_subscribers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let gone = json!({"code": "lagged_past_history", "message": "reconnect with Last-Event-ID", "offset": last});
-                        yield Ok(SseEvent::default().event("error").data(gone.to_string()));
-                        break;
-                    };
-                    for published in missed_events {
-                        last = published.offset;
-                        if filter.matches(&published) {
-                            yield Ok(event_of(&published));
-                        }
-                    }
+                Delivery::PastHistory { offset } => {
+                    let gone = json!({"code": "lagged_past_history", "message": "reconnect with Last-Event-ID", "offset": offset});
+                    yield Ok(SseEvent::default().event("error").data(gone.to_string()));
+                    break;
                 }
-                Err(RecvError::Closed) => break,
+                Delivery::Closed => break,
             }
         }
-    };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
 }
 
-fn event_of(published: &crate::hub::Published) -> SseEvent {
+fn event_of(published: &Published) -> SseEvent {
     SseEvent::default()
         .id(published.offset.to_string())
         .event("event")

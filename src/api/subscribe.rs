@@ -5,23 +5,23 @@
 //! `event`, `lagged`, `pong`, `error`. Close codes: 1001 on shutdown, 4001 when the client fell
 //! behind past the history ring (reconnect with `since`), 4002 when it stopped answering pings.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRef, State};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::AppState;
 use super::auth::Reader;
-use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Filter, Hub, Position, Published};
-use crate::metrics::Protocol;
+use crate::hub::frames::ServerFrame;
+use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
+use crate::metrics::{Metrics, Protocol};
 
 /// Close code for a client that stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 4002;
@@ -40,6 +40,29 @@ enum ClientFrame {
     Ping,
 }
 
+/// What a subscriber socket (`/v1/ws`, and the legacy `/ws`) needs of the application.
+#[derive(Clone)]
+pub struct SubscriberState {
+    pub hub: Hub,
+    pub shutdown: CancellationToken,
+    /// Sockets are tracked so shutdown waits for their goodbyes.
+    pub connections: TaskTracker,
+    pub metrics: Metrics,
+    pub ping_interval: Duration,
+}
+
+impl FromRef<AppState> for SubscriberState {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            hub: state.hub.clone(),
+            shutdown: state.shutdown.clone(),
+            connections: state.connections.clone(),
+            metrics: state.metrics.clone(),
+            ping_interval: state.config.ws_ping_interval(),
+        }
+    }
+}
+
 /// Subscribe to events over WebSocket.
 #[utoipa::path(
     get, path = "/v1/ws", tag = "subscribe",
@@ -51,16 +74,21 @@ enum ClientFrame {
 )]
 pub async fn v1_ws(
     _access: Reader,
-    State(state): State<AppState>,
+    State(state): State<SubscriberState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let tracker = state.connections.clone();
+    let SubscriberState {
+        hub,
+        shutdown,
+        connections: tracker,
+        metrics,
+        ping_interval,
+    } = state;
     let session = Session {
-        hub: state.hub.clone(),
-        shutdown: state.shutdown.clone(),
-        ping_interval: state.config.ws_ping_interval(),
+        hub,
+        shutdown,
+        ping_interval,
     };
-    let metrics = state.metrics.clone();
     configure(upgrade).on_upgrade(move |socket: WebSocket| {
         let connected = metrics.subscriber(Protocol::Ws);
         tracker.track_future(async move {
@@ -92,12 +120,6 @@ pub struct Session {
     pub ping_interval: Duration,
 }
 
-struct Active {
-    filter: Filter,
-    receiver: tokio::sync::broadcast::Receiver<Arc<Published>>,
-    last: u64,
-}
-
 /// Why a session ended, when the server ends it.
 enum Ending {
     Close(u16, &'static str),
@@ -123,7 +145,7 @@ impl Session {
     where
         S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
-        let mut active: Option<Active> = None;
+        let mut active: Option<Cursor> = None;
         let mut system = self.hub.subscribe_system();
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.tick().await;
@@ -157,9 +179,9 @@ impl Session {
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return Ending::Close(1001, "server shutting down"),
                 },
-                received = next_event(&mut active) => {
-                    let Some(active) = active.as_mut() else { continue };
-                    match self.deliver(received, active, socket).await {
+                delivery = next_delivery(&mut active) => {
+                    let Some(cursor) = active.as_mut() else { continue };
+                    match deliver(delivery, cursor, socket).await {
                         Ok(None) => {}
                         Ok(Some(ending)) => return ending,
                         Err(()) => return Ending::Gone,
@@ -180,7 +202,7 @@ impl Session {
     async fn handle_frame<Tx: Sink<Message> + Unpin>(
         &self,
         text: &str,
-        active: &mut Option<Active>,
+        active: &mut Option<Cursor>,
         sink: &mut Tx,
     ) -> Result<(), ()> {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
@@ -194,108 +216,67 @@ impl Session {
             }
         };
         match frame {
-            ClientFrame::Ping => send(sink, Message::Text(r#"{"op":"pong"}"#.into())).await,
+            ClientFrame::Ping => send(sink, Message::Text(ServerFrame::Pong.encode())).await,
             ClientFrame::Subscribe { filter, since } => {
                 let unknown = filter.unknown_categories();
                 if !unknown.is_empty() {
                     let message = format!("unknown categories: {}", unknown.join(", "));
                     return send(sink, error_frame("bad_filter", &message)).await;
                 }
-                let subscription = self.hub.subscribe(since.as_ref());
-                let subscribed = json!({
-                    "op": "subscribed",
-                    "epoch": self.hub.epoch(),
-                    "offset": subscription.head,
-                    "recovered": subscription.recovered,
-                });
-                sink.feed(Message::Text(subscribed.to_string().into()))
-                    .await
-                    .map_err(drop)?;
-                for published in subscription.replay.iter().filter(|p| filter.matches(p)) {
+                let (cursor, start) = Cursor::resume(&self.hub, filter, since.as_ref());
+                let subscribed = ServerFrame::Subscribed(&start.subscribed).encode();
+                sink.feed(Message::Text(subscribed)).await.map_err(drop)?;
+                for published in &start.replay {
                     sink.feed(Message::Text(published.frame.clone()))
                         .await
                         .map_err(drop)?;
                 }
                 sink.flush().await.map_err(drop)?;
-                *active = Some(Active {
-                    filter,
-                    receiver: subscription.receiver,
-                    last: subscription.head,
-                });
+                *active = Some(cursor);
                 Ok(())
             }
         }
     }
-
-    /// Sends what arrived (and whatever else is already queued, in one flush). On lag, tells
-    /// the client and catches up from history, or ends the session when history cannot.
-    async fn deliver<Tx: Sink<Message> + Unpin>(
-        &self,
-        received: Result<Arc<Published>, RecvError>,
-        active: &mut Active,
-        sink: &mut Tx,
-    ) -> Result<Option<Ending>, ()> {
-        let mut next = received;
-        for _ in 0..MAX_BATCH_FRAMES {
-            match next {
-                Ok(published) => {
-                    if published.offset > active.last {
-                        active.last = published.offset;
-                        if active.filter.matches(&published) {
-                            sink.feed(Message::Text(published.frame.clone()))
-                                .await
-                                .map_err(drop)?;
-                        }
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    self.hub
-                        .counters()
-                        .lagged
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let notice = json!({"op": "lagged", "missed": missed, "offset": active.last});
-                    sink.feed(Message::Text(notice.to_string().into()))
-                        .await
-                        .map_err(drop)?;
-                    let Some(missed_events) = self.hub.since(active.last) else {
-                        sink.flush().await.map_err(drop)?;
-                        self.hub
-                            .counters()
-                            .dropped_subscribers
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Ok(Some(Ending::Close(
-                            CLOSE_LAGGED_PAST_HISTORY,
-                            "lagged past history; reconnect with since",
-                        )));
-                    };
-                    for published in missed_events {
-                        active.last = published.offset;
-                        if active.filter.matches(&published) {
-                            sink.feed(Message::Text(published.frame.clone()))
-                                .await
-                                .map_err(drop)?;
-                        }
-                    }
-                }
-                Err(RecvError::Closed) => {
-                    return Ok(Some(Ending::Close(1001, "server shutting down")));
-                }
-            }
-            next = match active.receiver.try_recv() {
-                Ok(p) => Ok(p),
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            };
-        }
-        sink.flush().await.map_err(drop)?;
-        Ok(None)
-    }
 }
 
-async fn next_event(active: &mut Option<Active>) -> Result<Arc<Published>, RecvError> {
+/// Sends what the cursor has (and whatever else is ready, in one flush). Ends the session
+/// when the client fell behind past history or the hub closed.
+async fn deliver<Tx: Sink<Message> + Unpin>(
+    first: Delivery,
+    cursor: &mut Cursor,
+    sink: &mut Tx,
+) -> Result<Option<Ending>, ()> {
+    let mut next = Some(first);
+    for _ in 0..MAX_BATCH_FRAMES {
+        let Some(delivery) = next else { break };
+        match delivery {
+            Delivery::Event(published) => {
+                sink.feed(Message::Text(published.frame.clone()))
+                    .await
+                    .map_err(drop)?;
+            }
+            Delivery::Lagged(lagged) => {
+                let notice = ServerFrame::Lagged(lagged).encode();
+                sink.feed(Message::Text(notice)).await.map_err(drop)?;
+            }
+            Delivery::PastHistory { .. } => {
+                sink.flush().await.map_err(drop)?;
+                return Ok(Some(Ending::Close(
+                    CLOSE_LAGGED_PAST_HISTORY,
+                    "lagged past history; reconnect with since",
+                )));
+            }
+            Delivery::Closed => return Ok(Some(Ending::Close(1001, "server shutting down"))),
+        }
+        next = cursor.try_next();
+    }
+    sink.flush().await.map_err(drop)?;
+    Ok(None)
+}
+
+async fn next_delivery(active: &mut Option<Cursor>) -> Delivery {
     match active {
-        Some(active) => active.receiver.recv().await,
+        Some(cursor) => cursor.next().await,
         None => std::future::pending().await,
     }
 }
@@ -305,9 +286,5 @@ async fn send<Tx: Sink<Message> + Unpin>(sink: &mut Tx, message: Message) -> Res
 }
 
 pub fn error_frame(code: &str, message: &str) -> Message {
-    Message::Text(
-        json!({"op": "error", "code": code, "message": message})
-            .to_string()
-            .into(),
-    )
+    Message::Text(ServerFrame::Error { code, message }.encode())
 }

@@ -136,7 +136,7 @@ async fn drill(
     let listener = Listener::start(&base, &admin_key).await?;
     let mut transitions = state
         .breakers
-        .get("realtime")
+        .get(crate::breaker::REALTIME)
         .context("no realtime breaker")?
         .subscribe();
     let producer = Producer::start(&base, &admin_key, args.rate);

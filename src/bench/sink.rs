@@ -100,7 +100,11 @@ async fn measure(args: &SinkArgs, url: &str) -> anyhow::Result<SinkReport> {
     for _ in 0..args.rounds {
         let events = publish(&hub, n);
         let shutdown = CancellationToken::new();
-        let breaker = Breaker::start("realtime", BreakerConfig::default(), shutdown.clone());
+        let breaker = Breaker::start(
+            crate::breaker::REALTIME,
+            BreakerConfig::default(),
+            shutdown.clone(),
+        );
         let mut settings = RealtimeSettings::new(url, hub.epoch());
         settings.queue_capacity = n;
         let path =

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::SelectAll;
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::BroadcastStream;
@@ -19,7 +18,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::{Registry, Transition};
-use crate::hub::Hub;
+use crate::hub::{Hub, SystemFrame};
 
 /// How long one history row may take to write before it is given up.
 const WRITE_DEADLINE: Duration = Duration::from_secs(2);
@@ -32,15 +31,6 @@ pub fn merged_transitions(registry: &Registry) -> SelectAll<BroadcastStream<Tran
             .iter()
             .map(|breaker| BroadcastStream::new(breaker.subscribe())),
     )
-}
-
-/// The system frame announcing a transition.
-pub fn system_frame(transition: &Transition) -> serde_json::Value {
-    json!({
-        "op": "system", "kind": "breaker_transition", "breaker": transition.breaker,
-        "from": transition.from, "to": transition.to, "reason": transition.reason,
-        "actor": transition.actor, "at": transition.at,
-    })
 }
 
 /// Starts the announcer (system frames) and the history writer; they run until `shutdown`.
@@ -56,7 +46,7 @@ pub fn spawn(
         while let Some(next) = until(&stop, announced.next()).await {
             // A lagged announcer has nothing to resend: clients re-read GET /v1/breakers.
             if let Ok(transition) = next {
-                hub.publish_system(&system_frame(&transition));
+                hub.publish_system(&SystemFrame::BreakerTransition(transition));
             }
         }
     });

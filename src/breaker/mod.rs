@@ -39,6 +39,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+/// The breaker that guards the Realtime path, the one every instance registers.
+pub const REALTIME: &str = "realtime";
+
 pub use config::{BreakerConfig, ConfigView};
 use engine::Inner;
 pub use policy::FailurePolicy;

@@ -12,7 +12,8 @@
 //! - `validate`: [`validate`], every problem under a dotted field path;
 //! - `document`: [`parse_flag`] / [`parse_body`], JSON bodies read with each bad field named
 //!   ([`InvalidFields`]);
-//! - `pins`: the environment-variable tier resolved from boot-time settings;
+//! - `pins`: the environment-variable tier resolved from boot-time settings; `keys`: the
+//!   flags switchyard itself reads;
 //! - `hash`: murmur3 and the Unleash bucket; `semver`: version comparison;
 //! - `compiled` / `constraint`: the precomputed form; `eval`: the tiers and [`Snapshot`].
 
@@ -41,4 +42,5 @@ pub use model::{Flag, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
 pub use validate::{is_valid_environment_name, validate, validate_pin};
 
+pub mod keys;
 pub mod pins;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{FlagRecord, Pin, ValueType};
+use super::{FlagRecord, Pin, ValueType, keys};
 use crate::config::{LegacyEnv, parse_bool};
 use crate::event::Category;
 
@@ -121,17 +121,17 @@ fn legacy_pins(legacy: &LegacyEnv, records: &[FlagRecord]) -> BTreeMap<String, P
                 .flatten()
         });
     if let Some(pin) = pick {
-        pins.insert("broadcast.strategy".to_string(), pin);
+        pins.insert(keys::BROADCAST_STRATEGY.to_string(), pin);
     }
     if let Some(enabled) = legacy.enable_validation {
         pins.insert(
-            "validation.enabled".into(),
+            keys::VALIDATION_ENABLED.into(),
             Pin::new("MONITORING_ENABLE_VALIDATION", json!(enabled)),
         );
     }
     if legacy.circuit_breaker_enabled == Some(false) {
         pins.insert(
-            "realtime.breaker.mode".into(),
+            keys::REALTIME_BREAKER_MODE.into(),
             Pin::new("CIRCUIT_BREAKER_ENABLED", json!("disabled")),
         );
     }
@@ -166,7 +166,7 @@ fn legacy_pins(legacy: &LegacyEnv, records: &[FlagRecord]) -> BTreeMap<String, P
         let Some(percentage) = percentage else {
             continue;
         };
-        let key = format!("broadcast.category.{}", category.as_str());
+        let key = keys::category_route(category);
         // Keep the route the store holds (its `legacy` variant), change only the percentage.
         let mut route = records
             .iter()

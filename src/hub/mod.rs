@@ -11,8 +11,13 @@
 //! capacity is the per-subscriber queue: a subscriber that falls that far behind sees
 //! `Lagged`, is told so, and catches up from the history ring, or is closed when even the ring
 //! no longer holds what it missed. A slow subscriber never blocks the publisher or the others.
+//!
+//! A subscriber goes through the stream with a [`Cursor`] (`cursor.rs`), whatever protocol
+//! carries it; every frame other than events is typed and encoded in `frames.rs`.
 
+mod cursor;
 mod filter;
+pub mod frames;
 pub mod legacy;
 
 use std::collections::VecDeque;
@@ -24,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use utoipa::ToSchema;
 
+pub use cursor::{Cursor, Delivery, Start};
 pub use filter::Filter;
+pub use frames::{AlertState, SystemFrame, Transport};
 
 use crate::event::Event;
 
@@ -55,8 +62,8 @@ pub struct Published {
     pub legacy_frame: Utf8Bytes,
 }
 
-/// What a new subscriber starts from.
-pub struct Subscription {
+/// What a new subscriber starts from (a [`Cursor`] takes it over).
+pub(crate) struct Subscription {
     /// Events it missed since the position it asked for (empty unless `recovered`).
     pub replay: Vec<Arc<Published>>,
     /// True when `since` was given and everything after it was still in history.
@@ -205,10 +212,10 @@ impl Hub {
         published
     }
 
-    /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client. `frame` is
-    /// the whole frame, `{"op":"system","kind":...}`.
-    pub fn publish_system(&self, frame: &serde_json::Value) {
-        let _ = self.inner.system.send(Utf8Bytes::from(frame.to_string()));
+    /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client, encoded once.
+    pub fn publish_system(&self, frame: &SystemFrame) {
+        // No receivers is fine: system frames describe state a client can re-read.
+        let _ = self.inner.system.send(frame.encode());
     }
 
     /// Receives system frames from now on.
@@ -218,7 +225,8 @@ impl Hub {
 
     /// Attaches a subscriber. With `since`, it gets every event after that position if history
     /// still holds all of them, and nothing from history otherwise (never a partial replay).
-    pub fn subscribe(&self, since: Option<&Position>) -> Subscription {
+    /// Subscribers attach through [`Cursor`], which handles what follows.
+    pub(crate) fn subscribe(&self, since: Option<&Position>) -> Subscription {
         self.inner
             .counters
             .subscribers_total
@@ -244,7 +252,7 @@ impl Hub {
     }
 
     /// Every event after `offset`, if the ring still holds all of them.
-    pub fn since(&self, offset: u64) -> Option<Vec<Arc<Published>>> {
+    pub(crate) fn since(&self, offset: u64) -> Option<Vec<Arc<Published>>> {
         Self::after(&self.lock_ring(), offset)
     }
 
@@ -278,65 +286,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::parse_event;
-
-    fn event(n: usize) -> Event {
-        let value = serde_json::json!({"event_type": "stats", "source": format!("s{n}")});
-        parse_event(&value, None, chrono::Utc::now()).unwrap()
-    }
-
-    #[test]
-    fn offsets_increase_by_one_and_history_is_bounded() {
-        let hub = Hub::new(3, 16);
-        let offsets: Vec<u64> = (0..5).map(|n| hub.publish(event(n))).collect();
-        assert_eq!(offsets, [1, 2, 3, 4, 5]);
-        let recent: Vec<u64> = hub.recent(10).iter().map(|p| p.offset).collect();
-        assert_eq!(recent, [3, 4, 5]);
-    }
-
-    #[test]
-    fn resume_is_all_or_nothing() {
-        let hub = Hub::new(3, 16);
-        for n in 0..5 {
-            hub.publish(event(n));
-        }
-        let pos = |offset| Position {
-            epoch: hub.epoch().to_string(),
-            offset,
-        };
-        let sub = hub.subscribe(Some(&pos(2)));
-        assert!(sub.recovered);
-        assert_eq!(
-            sub.replay.iter().map(|p| p.offset).collect::<Vec<_>>(),
-            [3, 4, 5]
-        );
-        let gone = hub.subscribe(Some(&pos(1)));
-        assert!(!gone.recovered && gone.replay.is_empty());
-        let other_epoch = hub.subscribe(Some(&Position {
-            epoch: "old".into(),
-            offset: 4,
-        }));
-        assert!(!other_epoch.recovered);
-        let at_head = hub.subscribe(Some(&pos(5)));
-        assert!(at_head.recovered && at_head.replay.is_empty());
-        let future = hub.subscribe(Some(&pos(9)));
-        assert!(!future.recovered);
-    }
-
-    #[tokio::test]
-    async fn a_subscriber_receives_what_is_published_after_it_joined() {
-        let hub = Hub::new(10, 16);
-        hub.publish(event(0));
-        let mut sub = hub.subscribe(None);
-        hub.publish(event(1));
-        let got = sub.receiver.recv().await.unwrap();
-        assert_eq!(got.offset, 2);
-        assert!(
-            got.frame
-                .as_str()
-                .starts_with(r#"{"op":"event","offset":2,"event":{"#)
-        );
-    }
-}
+mod tests;

@@ -4,7 +4,6 @@
 //! logged and a `rollout_changed` system frame sent.
 
 use chrono::Utc;
-use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -17,6 +16,7 @@ use super::parse::ValidPlan;
 use crate::flags::Flag;
 use crate::flagstore::record_from_store;
 use crate::flagstore::writes::{self, Change, WriteContext, WriteError, Written};
+use crate::hub::SystemFrame;
 use crate::store::flags as flag_store;
 use crate::store::rollouts as store;
 
@@ -79,11 +79,16 @@ pub(super) async fn announce(
         status = plan.status.as_str(), stage = ?plan.stage, percentage = plan.percentage,
         reason = %plan.reason, "rollout {}: {}", plan.id, plan.reason
     );
-    deps.hub.publish_system(&json!({
-        "op": "system", "kind": "rollout_changed", "id": plan.id, "flag": plan.flag,
-        "environment": plan.environment, "action": action, "status": plan.status,
-        "stage": plan.stage, "percentage": plan.percentage, "reason": plan.reason,
-    }));
+    deps.hub.publish_system(&SystemFrame::RolloutChanged {
+        id: plan.id,
+        flag: plan.flag.clone(),
+        environment: plan.environment.clone(),
+        action: action.to_string(),
+        status: plan.status,
+        stage: plan.stage,
+        percentage: plan.percentage,
+        reason: plan.reason.clone(),
+    });
 }
 
 /// Creates a plan and applies its first stage, all in one transaction.

@@ -41,9 +41,6 @@ use crate::metrics::Metrics;
 use crate::realtime::RealtimePath;
 use window::CategorySummary;
 
-/// The flag that switches validation on.
-pub const ENABLED_FLAG: &str = "validation.enabled";
-
 /// The validator's settings (`crate::config::ValidationConfig`).
 #[derive(Debug, Clone)]
 pub struct ValidatorSettings {

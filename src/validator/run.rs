@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
@@ -20,7 +19,7 @@ use super::tracker::{Gaps, Resolution, Tracker};
 use super::window::{CategorySummary, ClosedWindow, TARGET_CONSISTENCY_PERCENT, Windows};
 use super::{Expectation, Shared, ValidationSummary, ValidatorSettings};
 use crate::event::Category;
-use crate::hub::{Hub, Published, Tap};
+use crate::hub::{AlertState, Hub, Published, SystemFrame, Tap};
 use crate::metrics::Metrics;
 use crate::realtime::{CommitKind, CommittedBatch, RealtimePath, StoredRow};
 use crate::store;
@@ -320,25 +319,25 @@ impl Validation {
             }
             let category = summary.category.map(Category::as_str).unwrap_or("all");
             let state = if summary.breached {
-                "firing"
+                AlertState::Firing
             } else {
-                "resolved"
+                AlertState::Resolved
             };
             if summary.breached {
                 tracing::warn!(category, mismatch_percent = ?summary.mismatch_percent, threshold_percent = ?summary.threshold_percent, "validation alert: {category} mismatch above its threshold");
             } else {
                 tracing::info!(category, "validation alert resolved: {category}");
             }
-            self.hub.publish_system(&json!({
-                "op": "system", "kind": "validation_alert", "state": state,
-                "category": category,
-                "consistency_percent": summary.consistency_percent,
-                "mismatch_percent": summary.mismatch_percent,
-                "threshold_percent": summary.threshold_percent,
-                "window_s": self.settings.window.as_secs(),
-                "discrepancies": summary.discrepancies,
-                "examples": summary.examples,
-            }));
+            self.hub.publish_system(&SystemFrame::ValidationAlert {
+                state,
+                category,
+                consistency_percent: summary.consistency_percent,
+                mismatch_percent: summary.mismatch_percent,
+                threshold_percent: summary.threshold_percent,
+                window_s: self.settings.window.as_secs(),
+                discrepancies: summary.discrepancies.clone(),
+                examples: summary.examples.clone(),
+            });
         }
     }
 
