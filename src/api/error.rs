@@ -245,3 +245,36 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(err: impl Into<ApiError>) -> u16 {
+        err.into().status().as_u16()
+    }
+
+    #[test]
+    fn domain_errors_keep_their_statuses_and_details() {
+        assert_eq!(status(WriteError::NotFound("no flag `f`".into())), 404);
+        assert_eq!(status(WriteError::Pinned("pinned".into())), 409);
+        assert_eq!(status(WriteError::Conflict("archived".into())), 409);
+        assert_eq!(status(WriteError::VersionMismatch("at 3".into())), 412);
+        assert_eq!(status(WriteError::Invalid(Vec::new())), 400);
+        assert_eq!(status(WriteError::Store(sqlx::Error::PoolTimedOut)), 503);
+        assert_eq!(status(WriteError::Store(sqlx::Error::RowNotFound)), 500);
+        assert_eq!(status(RolloutError::Unprocessable("past".into())), 422);
+        assert_eq!(
+            status(RolloutError::Write(WriteError::VersionMismatch(
+                "at 3".into()
+            ))),
+            412
+        );
+        let too_many = ApiError::from(IngestError::TooManyEvents(1001));
+        assert_eq!(too_many.status().as_u16(), 413);
+        assert_eq!(
+            too_many.problem().detail,
+            "a request carries at most 1000 events (got 1001)"
+        );
+    }
+}

@@ -47,3 +47,16 @@ impl From<InvalidFields> for RolloutError {
         RolloutError::Invalid(errors)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_are_retried_refusals_are_final() {
+        assert!(RolloutError::Store(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(RolloutError::Write(WriteError::Store(sqlx::Error::PoolClosed)).is_transient());
+        assert!(!RolloutError::Write(WriteError::Conflict("archived".into())).is_transient());
+        assert!(!RolloutError::Conflict("paused".into()).is_transient());
+    }
+}
