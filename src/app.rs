@@ -140,6 +140,18 @@ impl Application {
         &self.state
     }
 
+    /// The Realtime path (its status: queue, backlog, replayed, dropped). With [`Self::breakers`],
+    /// what an in-process drill (tools/'s `switchyard-bench failover`) watches without reaching
+    /// into `api`.
+    pub fn realtime(&self) -> &RealtimePath {
+        &self.state.realtime
+    }
+
+    /// This instance's circuit breakers (`realtime` guards the Realtime path).
+    pub fn breakers(&self) -> &breaker::Registry {
+        &self.state.breakers
+    }
+
     /// Serves until `signal` resolves, then shuts down gracefully.
     pub async fn run_until_stopped(
         self,

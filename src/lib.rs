@@ -5,7 +5,6 @@
 
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod breaker;
 pub mod cli;
 pub mod client;
