@@ -52,6 +52,10 @@ impl Application {
             config.legacy.timeout_ms,
         )
         .map_err(BuildError::Breaker)?;
+        let breaker_config = BreakerConfig {
+            stall_trip: config.breaker_stall_trip,
+            ..breaker_config
+        };
         let realtime_breaker_timeout = breaker_config.call_timeout;
         let shutdown = CancellationToken::new();
         let breakers = breaker::Registry::new();
