@@ -11,12 +11,10 @@ mod pins;
 mod propagation;
 mod validation;
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Credential, TestApp, WAIT};
+use crate::support::{Credential, TestApp};
 
 /// The environment the test apps evaluate in by default.
 const ENV: &str = "production";
@@ -129,18 +127,4 @@ fn etag(response: &reqwest::Response) -> String {
         .to_str()
         .expect("a readable ETag")
         .to_string()
-}
-
-/// Checks `condition` every 50 ms until it holds; fails after `WAIT`. For states that follow
-/// from a background task (a failed resync marking the snapshot stale), where there is no
-/// event to wait on.
-async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

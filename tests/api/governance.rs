@@ -2,10 +2,13 @@
 //! `dashboard.transport` answers `websocket` for every dashboard and dashboards are told to
 //! move; the `realtime.breaker.mode` flag drives the breaker.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
+use crate::support::wait::{Look, Patience};
 use crate::support::ws::next_json;
-use crate::support::{TestApp, WAIT, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -27,14 +30,13 @@ async fn transport_for(app: &TestApp, dashboard: &str) -> Value {
 
 /// The next system frame of `kind`, skipping others.
 async fn next_system(ws: &mut crate::support::ws::Ws, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} frame");
-        let frame = next_json(ws).await;
-        if frame["op"] == "system" && frame["kind"] == kind {
-            return frame;
-        }
-    }
+    Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until(&format!("a {kind} system frame"), async || {
+            let frame = next_json(ws).await;
+            Look::ready_if(frame["op"] == "system" && frame["kind"] == kind, frame)
+        })
+        .await
 }
 
 #[tokio::test]

@@ -9,12 +9,11 @@ mod guardrails;
 mod lifecycle;
 mod validation;
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, WAIT, expect_json, spawn_app_with};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, expect_json, spawn_app_with};
 
 /// The environment the plans roll out in (the test apps' default).
 const ENV: &str = "production";
@@ -51,18 +50,15 @@ async fn wait_for_plan(
     what: &str,
     holds: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(&format!("the plan to be {what}"), async || {
         let current = plan(app, id).await;
         if holds(&current) {
-            return current;
+            Look::Ready(current)
+        } else {
+            Look::NotYet(format!("{current:#}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for the plan to be {what}; it is {current:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 /// Waits for the plan's status to be `status`.

@@ -4,9 +4,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{
-    TestApp, WAIT, assert_problem, expect_json, spawn_app_on_with, spawn_app_with,
-};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, assert_problem, expect_json, spawn_app_on_with, spawn_app_with};
 
 async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
@@ -45,22 +44,22 @@ async fn schedules(app: &TestApp, key: &str) -> Vec<Value> {
 
 /// Waits until the scheduled change `id` of `key` has `status`; returns it.
 async fn wait_for(app: &TestApp, key: &str, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let found = schedules(app, key)
-            .await
-            .into_iter()
-            .find(|s| s["id"] == id)
-            .expect("listed");
-        if found["status"] == status {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for {status}: {found:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    wait::until(
+        &format!("the scheduled change {id} to be {status}"),
+        async || {
+            let found = schedules(app, key)
+                .await
+                .into_iter()
+                .find(|s| s["id"] == id)
+                .expect("listed");
+            if found["status"] == status {
+                Look::Ready(found)
+            } else {
+                Look::NotYet(format!("{found:#}"))
+            }
+        },
+    )
+    .await
 }
 
 /// The flag's audit rows written by `actor`.

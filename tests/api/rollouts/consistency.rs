@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::{ENV, boolean_flag, start_plan, stored_percentage, wait_for_status};
-use crate::support::{TestApp, WAIT, spawn_app_with_target};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, spawn_app_with_target};
 
 async fn overall(app: &TestApp) -> Value {
     let response = app.get("/v1/validation/summary", app.admin()).await;
@@ -15,18 +16,15 @@ async fn overall(app: &TestApp) -> Value {
 
 /// Waits until the validator's overall figures satisfy `done`.
 async fn wait_for_overall(app: &TestApp, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(what, async || {
         let now = overall(app).await;
         if done(&now) {
-            return now;
+            Look::Ready(now)
+        } else {
+            Look::NotYet(format!("{now:#}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited for {what}: {now:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Plans that advance and complete, pause by hand or when a human edits the flag, resume
 //! and abort.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -8,8 +10,9 @@ use super::{
     ENV, audit_by, boolean_flag, percentages, plan, spawn_fast, start_plan, stored_percentage,
     wait_for_status,
 };
+use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
-use crate::support::{WAIT, event, expect_json};
+use crate::support::{event, expect_json};
 
 #[tokio::test]
 async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes() {
@@ -85,16 +88,14 @@ async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes
     assert_eq!(actions, ["create", "advanced", "advanced"]);
 
     // Subscribers heard each step; the last says the plan completed.
-    let completed = tokio::time::timeout(WAIT, async {
-        loop {
+    let completed = Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until("a rollout_changed frame for the completion", async || {
             let frame = next_json(&mut ws).await;
-            if frame["kind"] == "rollout_changed" && frame["status"] == "completed" {
-                return frame;
-            }
-        }
-    })
-    .await
-    .expect("a rollout_changed frame for the completion");
+            let done = frame["kind"] == "rollout_changed" && frame["status"] == "completed";
+            Look::ready_if(done, frame)
+        })
+        .await;
     assert_eq!(
         (completed["id"].as_str(), completed["percentage"].as_u64()),
         (Some(id.as_str()), Some(100))
@@ -255,8 +256,7 @@ async fn the_driving_instance_reports_each_running_plan_in_metrics() {
         "switchyard_rollouts_running 1",
         r#"switchyard_rollout_percentage{flag="metered",environment="production"} 20"#,
     ];
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(&format!("{want:?} all in /metrics"), async || {
         let scrape = app
             .get("/metrics", crate::support::Credential::Nothing)
             .await
@@ -264,17 +264,11 @@ async fn the_driving_instance_reports_each_running_plan_in_metrics() {
             .await
             .expect("a scrape");
         if want.iter().all(|line| scrape.lines().any(|l| l == *line)) {
-            break;
+            Look::Ready(())
+        } else {
+            let rollout_lines: Vec<_> = scrape.lines().filter(|l| l.contains("rollout")).collect();
+            Look::NotYet(rollout_lines.join("\n"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{want:?} not all in:\n{}",
-            scrape
-                .lines()
-                .filter(|l| l.contains("rollout"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }

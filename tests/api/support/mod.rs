@@ -11,6 +11,7 @@ pub mod database;
 /// The TCP fault proxy lives in the library so `switchyard bench failover` can use it too.
 pub use switchyard::bench::fault_proxy as proxy;
 pub mod sse;
+pub mod wait;
 pub mod ws;
 
 use std::net::SocketAddr;
