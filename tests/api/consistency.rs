@@ -27,14 +27,7 @@ async fn validating_app(window_s: u64) -> TargetedApp {
     .await;
     let app = &targeted.app;
     app.set_strategy("realtime").await;
-    let on = app
-        .client
-        .post(app.url("/v1/flags/validation.enabled/environments/production/on"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .expect("flip validation on");
-    assert_eq!(on.status().as_u16(), 200);
+    app.flip_ok("validation.enabled", true).await;
     wait_for(
         app,
         "validation to be enabled and the strategy swapped",

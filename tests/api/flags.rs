@@ -43,35 +43,6 @@ impl TestApp {
         self.send_json(method, path, self.admin(), body).await
     }
 
-    /// Creates a flag from `definition` and asserts 201; returns the stored flag.
-    async fn create_flag(&self, definition: Value) -> Value {
-        let response = self
-            .admin_json(Method::POST, "/v1/flags", &definition)
-            .await;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.expect("a JSON flag");
-        assert_eq!(status, 201, "create was refused: {body:#}");
-        body
-    }
-
-    /// Creates `{"key", "type": "boolean", "description"}`: off until flipped.
-    async fn create_boolean_flag(&self, key: &str) -> Value {
-        self.create_flag(json!({"key": key, "type": "boolean", "description": "a test flag"}))
-            .await
-    }
-
-    /// `POST /v1/flags/{key}/environments/production/on|off` as admin.
-    async fn flip(&self, key: &str, on: bool) -> reqwest::Response {
-        let side = if on { "on" } else { "off" };
-        let path = format!("/v1/flags/{key}/environments/{ENV}/{side}");
-        self.admin_json(Method::POST, &path, &Value::Null).await
-    }
-
-    /// Flips and asserts 200; returns the stored flag.
-    async fn flip_ok(&self, key: &str, on: bool) -> Value {
-        ok_json(self.flip(key, on).await).await
-    }
-
     /// `PUT /v1/flags/{key}/environments/production/rollout` as admin.
     async fn set_rollout(&self, key: &str, rollout: &Value) -> reqwest::Response {
         let path = format!("/v1/flags/{key}/environments/{ENV}/rollout");

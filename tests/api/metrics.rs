@@ -239,9 +239,7 @@ async fn a_forced_breaker_shows_its_state_and_the_transition() {
     assert_eq!(state(&before, "closed"), Some(1.0));
     assert_eq!(state(&before, "forced_open"), Some(0.0));
 
-    let body = json!({"action": "force_open", "reason": "maintenance"});
-    app.admin_request(Method::POST, "/v1/breakers/realtime", body)
-        .await;
+    app.force_breaker_open("maintenance").await;
     let transition = [
         ("breaker", "realtime"),
         ("from", "closed"),

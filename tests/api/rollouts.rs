@@ -10,7 +10,7 @@ mod lifecycle;
 mod validation;
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::wait::{self, Look};
 use crate::support::{TestApp, expect_json, spawn_app_with};
@@ -21,12 +21,6 @@ const ENV: &str = "production";
 /// A switchyard whose rollout driver ticks every 20 ms.
 async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
-}
-
-/// A boolean flag, on in production at 100% (the defaults once flipped on).
-async fn boolean_flag(app: &TestApp, key: &str) {
-    let body = json!({"key": key, "type": "boolean", "description": "rolled out by a plan"});
-    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
 }
 
 /// `POST /v1/rollouts` with `plan`; asserts 201 and returns the plan.
@@ -97,15 +91,4 @@ fn percentages(rows: &[Value]) -> Vec<Value> {
     rows.iter()
         .map(|row| row["after"]["environments"][ENV]["rollout"]["percentage"].clone())
         .collect()
-}
-
-/// Forces the Realtime breaker open, as an operator would.
-async fn force_breaker_open(app: &TestApp) {
-    let body = json!({"action": "force_open", "reason": "the target is on fire"});
-    expect_json(
-        app.as_admin(Method::POST, "/v1/breakers/realtime", &body)
-            .await,
-        200,
-    )
-    .await;
 }

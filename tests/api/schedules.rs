@@ -11,11 +11,6 @@ async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
 }
 
-async fn boolean_flag(app: &TestApp, key: &str) {
-    let body = json!({"key": key, "type": "boolean"});
-    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
-}
-
 /// Schedules `change` on `key` in production `in_ms` from now; returns the schedule.
 async fn schedule(app: &TestApp, key: &str, in_ms: i64, change: Value) -> Value {
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(in_ms);
@@ -85,7 +80,7 @@ async fn audit_by(app: &TestApp, key: &str, actor: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_scheduled_change_fires_once_when_due() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = schedule(&app, "new-ui", 300, json!({"action": "on"})).await;
     assert_eq!(created["status"], "pending");
     let id = created["id"].as_str().unwrap();
@@ -104,7 +99,7 @@ async fn a_scheduled_change_fires_once_when_due() {
 #[tokio::test]
 async fn a_scheduled_change_fires_once_after_a_restart_with_two_instances() {
     let mut first = spawn_fast().await;
-    boolean_flag(&first, "new-ui").await;
+    first.create_boolean_flag("new-ui").await;
     let created = schedule(
         &first,
         "new-ui",
@@ -137,7 +132,7 @@ async fn a_scheduled_change_fires_once_after_a_restart_with_two_instances() {
 #[tokio::test]
 async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = schedule(&app, "new-ui", 3_600_000, json!({"action": "on"})).await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/v1/flags/new-ui/schedule/{id}");
@@ -162,7 +157,7 @@ async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
 #[tokio::test]
 async fn bad_schedules_are_refused_naming_the_field_and_store_nothing() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let post = |key: &'static str, body: Value| {
         let app = &app;
         async move {

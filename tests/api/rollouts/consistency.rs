@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ENV, boolean_flag, start_plan, stored_percentage, wait_for_status};
+use super::{ENV, start_plan, stored_percentage, wait_for_status};
 use crate::support::wait::{self, Look};
 use crate::support::{TestApp, spawn_app_with_target};
 
@@ -36,21 +36,14 @@ async fn a_plan_rolls_back_when_consistency_drops_below_its_floor() {
     .await;
     let app = &targeted.app;
     app.set_strategy("realtime").await;
-    let on = app
-        .client
-        .post(app.url("/v1/flags/validation.enabled/environments/production/on"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(on.status().as_u16(), 200);
+    app.flip_ok("validation.enabled", true).await;
     // The first write creates the target's schema; the trigger goes in after it matched.
     app.publish_ok(&json!({"event_type": "error", "source": "warm-up"}))
         .await;
     wait_for_overall(app, "the warm-up event to match", |o| o["matched"] == 1).await;
     targeted.tamper_with_target().await;
 
-    boolean_flag(app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         app,
         json!({"flag": "new-ui", "environment": ENV,

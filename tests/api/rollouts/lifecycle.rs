@@ -7,8 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
-    ENV, audit_by, boolean_flag, percentages, plan, spawn_fast, start_plan, stored_percentage,
-    wait_for_status,
+    ENV, audit_by, percentages, plan, spawn_fast, start_plan, stored_percentage, wait_for_status,
 };
 use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
@@ -17,7 +16,7 @@ use crate::support::{event, expect_json};
 #[tokio::test]
 async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let mut ws = app.subscribe_all().await;
     for i in 0..20 {
         app.publish_ok(&event("cache_metrics", &format!("api-{i}")))
@@ -105,7 +104,7 @@ async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes
 #[tokio::test]
 async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &app,
         json!({"flag": "new-ui", "environment": ENV,
@@ -172,8 +171,8 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
 #[tokio::test]
 async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forbids() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "held").await;
-    boolean_flag(&app, "witness").await;
+    app.create_boolean_flag("held").await;
+    app.create_boolean_flag("witness").await;
     let held = start_plan(
         &app,
         // Long enough that the pause below always lands inside the hold; short enough to wait
@@ -244,7 +243,7 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
 #[tokio::test]
 async fn the_driving_instance_reports_each_running_plan_in_metrics() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "metered").await;
+    app.create_boolean_flag("metered").await;
     start_plan(
         &app,
         json!({"flag": "metered", "environment": ENV,

@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod database;
+pub mod operator;
 /// The TCP fault proxy lives in the library so `switchyard bench failover` can use it too.
 pub use switchyard::bench::fault_proxy as proxy;
 pub mod sse;
