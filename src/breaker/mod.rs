@@ -2,7 +2,7 @@
 //!
 //! `failsafe` decides when a closed breaker trips (its failure policy) and how long it stays
 //! open (its exponential backoff steps); this module wraps it with what failsafe lacks and
-//! operators need (DESIGN.md, "The breaker"): a state anyone can read, a timer that moves it to
+//! operators need (docs/architecture.md, "The breaker"): a state anyone can read, a timer that moves it to
 //! half-open on schedule, a timeout on every call, a limited number of half-open trial calls,
 //! forced states, counters and latency percentiles, and a stream of transitions that the
 //! history table, the logs and the system frames are fed from.
