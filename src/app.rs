@@ -53,6 +53,10 @@ impl Application {
             config.legacy.timeout_ms,
         )
         .map_err(BuildError::Breaker)?;
+        let breaker_config = BreakerConfig {
+            stall_trip: config.breaker_stall_trip,
+            ..breaker_config
+        };
         let realtime_breaker_timeout = breaker_config.call_timeout;
         let shutdown = CancellationToken::new();
         let breakers = breaker::Registry::new();
@@ -150,6 +154,18 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The Realtime path (its status: queue, backlog, replayed, dropped). With [`Self::breakers`],
+    /// what an in-process drill (tools/'s `switchyard-bench failover`) watches without reaching
+    /// into `api`.
+    pub fn realtime(&self) -> &RealtimePath {
+        &self.state.realtime
+    }
+
+    /// This instance's circuit breakers (`realtime` guards the Realtime path).
+    pub fn breakers(&self) -> &breaker::Registry {
+        &self.state.breakers
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.

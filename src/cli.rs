@@ -1,5 +1,6 @@
 //! The command line: `serve`; the client commands (`tail`, `send`, `flags`, `breaker`,
-//! `strategy`, in `crate::client`); `keys`, `openapi`, `bench`.
+//! `strategy`, in `crate::client`); `keys`, `openapi`. (The benchmarks are
+//! `switchyard-bench`, in the tools/ crate beside the service.)
 
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use crate::auth::Scope;
 use crate::client::output::{Table, cell, line};
 use crate::client::{self, TailArgs};
 use crate::config::Config;
-use crate::{Application, app, bench, store, telemetry};
+use crate::{Application, app, store, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,11 +49,6 @@ pub enum Command {
     },
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
-    /// Benchmarks against a running server.
-    Bench {
-        #[command(subcommand)]
-        command: bench::BenchCommand,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -96,7 +92,6 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Breaker(args) => client::breaker::run(args).await,
         Command::Strategy(args) => client::strategy::run(args).await,
         Command::Keys { command, db, json } => keys(command, &db.database_url, json).await,
-        Command::Bench { command } => bench::run(command).await,
         Command::Openapi => std::io::Write::write_all(
             &mut std::io::stdout(),
             crate::api::openapi_json().as_bytes(),

@@ -108,6 +108,13 @@ pub struct Config {
     #[arg(long, env = "CIRCUIT_BREAKER_RECOVERY_TIME_S")]
     pub circuit_breaker_recovery_time_s: Option<u64>,
 
+    /// The Realtime breaker's stall rule: a write that times out opens the breaker at once when
+    /// nothing succeeded since it started (a blackholed target opens it one call timeout after
+    /// it stopped answering, not threshold x timeout). false leaves timeouts to the failure
+    /// policy alone.
+    #[arg(long, env = "SWITCHYARD_BREAKER_STALL_TRIP", default_value_t = true, value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub breaker_stall_trip: bool,
+
     /// The Realtime path: its target, queue, backlog, replay rate and retention.
     #[command(flatten)]
     pub realtime: RealtimeConfig,
@@ -309,6 +316,7 @@ impl Config {
             rollout_tick_ms: 500,
             circuit_breaker_failure_threshold: None,
             circuit_breaker_recovery_time_s: None,
+            breaker_stall_trip: true,
             realtime: RealtimeConfig::default(),
             validation: ValidationConfig::default(),
             legacy: LegacyEnv::default(),

@@ -1,12 +1,11 @@
 //! switchyard: a feature-flag and circuit-breaker control plane for live monitoring events.
 //!
 //! Data walks one way: `api` -> `ingest` -> `hub` (and, in later layers, the router and the
-//! Realtime sink). See DESIGN.md for the architecture and its invariants.
+//! Realtime sink). See docs/architecture.md for the architecture and its invariants.
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod breaker;
 pub mod cli;
 pub mod client;

@@ -23,6 +23,15 @@ pub struct BreakerConfig {
     pub half_open_permits: u32,
     /// Successful trial calls that close the breaker.
     pub half_open_successes: u32,
+    /// The stall rule: a call that times out trips the breaker at once when no call has
+    /// succeeded since it started, that is when the target made no progress for a whole call
+    /// timeout. A blackholed target then opens the breaker one timeout after it stopped
+    /// answering (5 s by default) instead of `threshold x timeout` (25 s), because the Realtime
+    /// writer is sequential and each of those timeouts would be served in turn while dashboards
+    /// stay on a dead path. Calls that fail fast, and timeouts while other calls still succeed,
+    /// are judged by the failure policy alone (resilience4j's slow-call rate is the model:
+    /// here one slow call with no success beside it is a rate of 100%).
+    pub stall_trip: bool,
 }
 
 impl Default for BreakerConfig {
@@ -35,6 +44,7 @@ impl Default for BreakerConfig {
             jitter: 0.1,
             half_open_permits: 3,
             half_open_successes: 2,
+            stall_trip: true,
         }
     }
 }
@@ -162,6 +172,7 @@ impl BreakerConfig {
             jitter: self.jitter,
             half_open_permits: self.half_open_permits,
             half_open_successes: self.half_open_successes,
+            stall_trip: self.stall_trip,
         }
     }
 }
@@ -186,6 +197,8 @@ pub struct ConfigView {
     pub jitter: f64,
     pub half_open_permits: u32,
     pub half_open_successes: u32,
+    /// Whether a timeout with no success since the call started trips at once.
+    pub stall_trip: bool,
 }
 
 #[cfg(test)]

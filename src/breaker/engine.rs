@@ -43,6 +43,11 @@ pub(crate) struct Inner {
     pub(crate) transitions: broadcast::Sender<Transition>,
     /// Wakes the timer task when the open deadline changes.
     pub(crate) timer: Arc<Notify>,
+    /// The clock the stall rule reads (tokio's, so paused-clock tests drive it).
+    base: tokio::time::Instant,
+    /// Nanoseconds after `base` of the last success, or of the last close: the stall rule
+    /// trips on a timeout that started after it.
+    last_progress_ns: AtomicU64,
 }
 
 pub(crate) struct Engine {
@@ -81,6 +86,8 @@ impl Inner {
             consecutive: AtomicU32::new(0),
             transitions: broadcast::channel(TRANSITION_QUEUE).0,
             timer: Arc::new(Notify::new()),
+            base: tokio::time::Instant::now(),
+            last_progress_ns: AtomicU64::new(0),
             config,
         }
     }
@@ -97,17 +104,39 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A failure of a call admitted while closed (or forced closed) under `generation`.
-    pub(crate) fn closed_failure(&self, generation: u32, outcome: Outcome) {
+    /// Nanoseconds since `base`: the stall rule's clock.
+    pub(crate) fn now_ns(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A call succeeded (or the breaker closed) at `at_ns`: the target is making progress.
+    pub(crate) fn progressed(&self, at_ns: u64) {
+        self.last_progress_ns.fetch_max(at_ns, Ordering::Relaxed);
+    }
+
+    /// A failure of a call admitted while closed (or forced closed) under `generation`, which
+    /// started at `started_ns`.
+    pub(crate) fn closed_failure(&self, generation: u32, outcome: Outcome, started_ns: u64) {
         let mut engine = self.engine();
         let word = self.word();
         if word.generation() != generation {
             return; // admitted before the last transition: counted, but not the policy's business
         }
         let in_a_row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        // The policy sees every failure, whichever rule trips.
         let tripped = engine.policy.mark_dead_on_failure().is_some();
-        if tripped && word.state() == BreakerState::Closed {
-            let reason = self.trip_reason(in_a_row, outcome);
+        let stalled = outcome == Outcome::Timeout
+            && self.config.stall_trip
+            && self.last_progress_ns.load(Ordering::Relaxed) <= started_ns;
+        if (tripped || stalled) && word.state() == BreakerState::Closed {
+            let reason = if tripped {
+                self.trip_reason(in_a_row, outcome)
+            } else {
+                format!(
+                    "a call timed out after {:.3} s and nothing succeeded since it started",
+                    self.config.call_timeout.as_secs_f64()
+                )
+            };
             self.open(&mut engine, reason);
         }
     }
@@ -208,6 +237,8 @@ impl Inner {
     pub(crate) fn close(&self, engine: &mut Engine, reason: String, actor: Option<&str>) {
         engine.policy.revived();
         engine.backoff.restart();
+        // A stall is measured from the close: calls that started while open do not count.
+        self.progressed(self.now_ns());
         self.consecutive.store(0, Ordering::Relaxed);
         self.window.clear();
         self.transit(engine, BreakerState::Closed, reason, actor);

@@ -2,7 +2,7 @@
 //!
 //! `failsafe` decides when a closed breaker trips (its failure policy) and how long it stays
 //! open (its exponential backoff steps); this module wraps it with what failsafe lacks and
-//! operators need (DESIGN.md, "The breaker"): a state anyone can read, a timer that moves it to
+//! operators need (docs/architecture.md, "The breaker"): a state anyone can read, a timer that moves it to
 //! half-open on schedule, a timeout on every call, a limited number of half-open trial calls,
 //! forced states, counters and latency percentiles, and a stream of transitions that the
 //! history table, the logs and the system frames are fed from.
@@ -125,6 +125,7 @@ impl Breaker {
             return Err(BreakerError::Rejected);
         };
         let started = Instant::now();
+        let started_ns = self.inner.now_ns();
         let result = tokio::time::timeout(self.inner.config.call_timeout, f()).await;
         let elapsed = started.elapsed();
         let (outcome, result) = match result {
@@ -132,7 +133,7 @@ impl Breaker {
             Ok(Err(error)) => (Outcome::Failure, Err(BreakerError::Failed(error))),
             Err(_) => (Outcome::Timeout, Err(BreakerError::Timeout)),
         };
-        ticket.finish(outcome, elapsed);
+        ticket.finish(outcome, elapsed, started_ns);
         result
     }
 
@@ -265,7 +266,7 @@ struct Ticket<'a> {
 }
 
 impl Ticket<'_> {
-    fn finish(mut self, outcome: Outcome, elapsed: std::time::Duration) {
+    fn finish(mut self, outcome: Outcome, elapsed: std::time::Duration, started_ns: u64) {
         self.finished = true;
         let inner = self.inner;
         if self.kind == Kind::Unrecorded {
@@ -273,9 +274,13 @@ impl Ticket<'_> {
         }
         inner.stats.record(outcome, elapsed);
         inner.window.record(outcome.failed());
+        if !outcome.failed() {
+            let elapsed_ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+            inner.progressed(started_ns.saturating_add(elapsed_ns));
+        }
         match self.kind {
             Kind::Trial => inner.trial_finished(self.generation, Some(outcome)),
-            _ if outcome.failed() => inner.closed_failure(self.generation, outcome),
+            _ if outcome.failed() => inner.closed_failure(self.generation, outcome, started_ns),
             // The common case: nothing to reset, no lock.
             _ if inner.consecutive.load(Ordering::Relaxed) == 0 => {}
             _ => inner.closed_success(self.generation),

@@ -230,6 +230,8 @@ async fn an_abandoned_trial_gives_its_permit_back() {
 async fn a_slow_call_is_a_timeout_and_counts_towards_the_trip() {
     let config = BreakerConfig {
         call_timeout: Duration::from_millis(100),
+        // The failure policy's count, without the stall rule (which trips on the first).
+        stall_trip: false,
         ..exact()
     };
     let (breaker, mut transitions) = breaker(config);
@@ -282,5 +284,73 @@ async fn a_failure_rate_trips_at_the_threshold_once_the_minimum_calls_are_reache
         transition
             .reason
             .starts_with("failure rate 50.0% >= 50.0% over 12 calls")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_that_stops_answering_opens_the_breaker_after_one_call_timeout() {
+    let (breaker, mut transitions) = breaker(exact());
+    succeed(&breaker).await.unwrap();
+    let started = Instant::now();
+    let hung = breaker.call(std::future::pending::<Result<(), &str>>).await;
+    assert!(matches!(hung, Err(BreakerError::Timeout)));
+    let transition = transitions.recv().await.unwrap();
+    assert_eq!((transition.from, transition.to), (Closed, Open));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(5),
+        "one call timeout"
+    );
+    assert_eq!(
+        transition.reason,
+        "a call timed out after 5.000 s and nothing succeeded since it started"
+    );
+    assert_eq!(breaker.status().consecutive_failures, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_while_other_calls_succeed_is_left_to_the_failure_policy() {
+    let (breaker, _transitions) = breaker(exact());
+    let slow = {
+        let breaker = breaker.clone();
+        tokio::spawn(async move { breaker.call(std::future::pending::<Result<(), &str>>).await })
+    };
+    // Another call succeeds while the slow one is in flight: the target is making progress.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    succeed(&breaker).await.unwrap();
+    assert!(matches!(slow.await.unwrap(), Err(BreakerError::Timeout)));
+    assert_eq!(breaker.state(), Closed);
+    assert_eq!(breaker.status().calls.timeout, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stall_is_measured_from_the_close_not_from_before_the_outage() {
+    let (breaker, mut transitions) = breaker(exact());
+    trip(&breaker, &mut transitions).await;
+    assert_eq!(next(&mut transitions).await, (Open, HalfOpen));
+    succeed(&breaker).await.unwrap();
+    succeed(&breaker).await.unwrap();
+    assert_eq!(next(&mut transitions).await, (HalfOpen, Closed));
+    // The first call after the close hangs: no success since it started, so it trips alone.
+    let hung = breaker.call(std::future::pending::<Result<(), &str>>).await;
+    assert!(matches!(hung, Err(BreakerError::Timeout)));
+    assert_eq!(next(&mut transitions).await, (Closed, Open));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_stall_rule_timeouts_count_like_any_failure() {
+    let config = BreakerConfig {
+        stall_trip: false,
+        ..exact()
+    };
+    let (breaker, _transitions) = breaker(config);
+    for _ in 0..4 {
+        let hung = breaker.call(std::future::pending::<Result<(), &str>>).await;
+        assert!(matches!(hung, Err(BreakerError::Timeout)));
+    }
+    assert_eq!(
+        breaker.state(),
+        Closed,
+        "four timeouts are under the count of five"
     );
 }

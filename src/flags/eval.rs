@@ -1,4 +1,4 @@
-//! Flag evaluation, pure and lock-free: the tiers of DESIGN.md in order, over an immutable
+//! Flag evaluation, pure and lock-free: the tiers of docs/architecture.md in order, over an immutable
 //! [`Snapshot`] of compiled flags.
 //!
 //! 1. **Env pin**: a pinned flag answers the pin's value (STATIC, tier `env`).

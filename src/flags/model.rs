@@ -5,7 +5,7 @@
 //! Deserializing a flag checks shapes (unknown fields and unknown value types are serde errors)
 //! but not meaning: a bad key, an unknown variant or a percentage of 150 parse, so that
 //! [`validate`](super::validate::validate) can report every problem at once, each under its
-//! field name (DESIGN.md invariant 5). Code that builds keys from text uses [`FlagKey::parse`].
+//! field name (docs/architecture.md invariant 5). Code that builds keys from text uses [`FlagKey::parse`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! Validation of a flag definition as a whole, before anything is stored: every problem is
 //! reported, each under a dotted path to its field (`environments.production.rollout.percentage`,
 //! `environments.staging.rules[2].constraints[0].values[1]`), so an API can reject the request
-//! whole and name each bad field (DESIGN.md invariant 5). Shape errors (unknown fields, an
+//! whole and name each bad field (docs/architecture.md invariant 5). Shape errors (unknown fields, an
 //! unknown value type) are serde's, at parse time.
 
 use super::constraint::parse_number;

@@ -1,6 +1,6 @@
 //! The hub: every accepted event, in memory, with its position in the stream, fanned out to
 //! every subscriber. Nothing here touches a database, so the WebSocket path keeps delivering
-//! when Postgres is gone (DESIGN.md invariant 1).
+//! when Postgres is gone (docs/architecture.md invariant 1).
 //!
 //! Positions are `(epoch, offset)`: the epoch is new on every start, the offset increases by one
 //! per event. A history ring keeps the last events so a client can resume from its last

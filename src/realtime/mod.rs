@@ -11,7 +11,7 @@
 //!                       └─ overflow ─> dead letter (control store) or dropped and counted
 //! ```
 //!
-//! `submit` never waits: a full queue puts the event straight into the backlog (DESIGN.md
+//! `submit` never waits: a full queue puts the event straight into the backlog (docs/architecture.md
 //! invariant 4: a failing target never slows ingest). One worker task owns the batcher, the
 //! writes and the replay, so writes of one class commit in order and the backlog drains
 //! before newer events overtake it (invariant 2). See `batcher` for the batch classes and

@@ -119,11 +119,9 @@ async fn create_database_if_missing(
 }
 
 /// `CREATE DATABASE name` on `conn` (a maintenance connection); false when another client
-/// created it first. Shared by the control store's start and the Realtime target's schema.
-pub(crate) async fn create_database(
-    conn: &mut PgConnection,
-    name: &str,
-) -> Result<bool, sqlx::Error> {
+/// created it first. Shared by the control store's start, the Realtime target's schema and the
+/// benchmarks' scratch databases (tools/).
+pub async fn create_database(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
         .execute(conn)

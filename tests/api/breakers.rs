@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use switchyard::api::auth::Scope;
 
 use crate::support::sse::{SseClient, SseEvent};
+use crate::support::wait::{self, Look};
 use crate::support::ws::next_json;
 use crate::support::{Credential, TestApp, WAIT, assert_problem, spawn_app};
 
@@ -36,19 +37,12 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
 /// The breaker's history as the control store has it, once it holds `rows` rows (the writer
 /// runs in the background, off the breaker's path).
 async fn transitions(app: &TestApp, rows: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(&format!("{rows} recorded transitions"), async || {
         let history = get_json(app, "/v1/breakers/realtime/transitions").await;
         let history = history.as_array().expect("an array").clone();
-        if history.len() >= rows {
-            return history;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "history still has {history:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        Look::ready_if(history.len() >= rows, history)
+    })
+    .await
 }
 
 /// The next event of the breaker stream that is not a once-a-second sample.
@@ -334,12 +328,9 @@ async fn with_the_control_store_gone_an_action_is_refused_and_changes_nothing() 
         (frame["kind"].as_str(), frame["to"].as_str()),
         (Some("breaker_transition"), Some("forced_open"))
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.state.breakers.unrecorded_transitions() < 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failed write was not counted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait::until("the failed write to be counted", async || {
+        let unrecorded = app.state.breakers.unrecorded_transitions();
+        Look::ready_if(unrecorded >= 1, unrecorded)
+    })
+    .await;
 }

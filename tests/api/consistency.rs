@@ -3,12 +3,15 @@
 //! never lands) or cut off by the fault proxy, and the validator must report exactly those
 //! events, with their ids, from the rows it reads back.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::proxy::Fault;
+use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
 use crate::support::{
-    Credential, TargetedApp, TestApp, WAIT, assert_problem, spawn_app_with, spawn_app_with_target,
+    Credential, TargetedApp, TestApp, assert_problem, spawn_app_with, spawn_app_with_target,
 };
 
 /// An app with its own Realtime target, the `realtime` strategy and validation on, with an
@@ -24,14 +27,7 @@ async fn validating_app(window_s: u64) -> TargetedApp {
     .await;
     let app = &targeted.app;
     app.set_strategy("realtime").await;
-    let on = app
-        .client
-        .post(app.url("/v1/flags/validation.enabled/environments/production/on"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .expect("flip validation on");
-    assert_eq!(on.status().as_u16(), 200);
+    app.flip_ok("validation.enabled", true).await;
     wait_for(
         app,
         "validation to be enabled and the strategy swapped",
@@ -53,18 +49,15 @@ async fn summary(app: &TestApp) -> Value {
 
 /// Waits until `done` holds for the summary.
 async fn wait_for(app: &TestApp, what: &str, done: impl Fn(&TestApp, &Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(what, async || {
         let now = summary(app).await;
         if done(app, &now) {
-            return now;
+            Look::Ready(now)
+        } else {
+            Look::NotYet(format!("{now:#}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {now:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 fn category<'a>(summary: &'a Value, name: &str) -> &'a Value {
@@ -151,19 +144,16 @@ async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_re
         "{critical:#}"
     );
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no validation_alert frame"
-        );
-        let frame = next_json(&mut ws).await;
-        if frame["kind"] == "validation_alert" && frame["category"] == "critical" {
-            assert_eq!(frame["state"], "firing");
-            assert_eq!(frame["threshold_percent"], 1.0);
-            break;
-        }
-    }
+    let alert = Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until("a validation_alert frame for critical", async || {
+            let frame = next_json(&mut ws).await;
+            let done = frame["kind"] == "validation_alert" && frame["category"] == "critical";
+            Look::ready_if(done, frame)
+        })
+        .await;
+    assert_eq!(alert["state"], "firing");
+    assert_eq!(alert["threshold_percent"], 1.0);
     let metrics = app
         .get("/metrics", Credential::Nothing)
         .await
@@ -208,15 +198,11 @@ async fn events_held_in_the_backlog_are_pending_not_missing_and_arrive_late() {
     // Past the order window and the grace for a write in flight (1 s + 4.3 s), with the
     // events still held in the backlog.
     let realtime = &app.state.realtime;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while realtime.status().oldest_backlog_age_s.unwrap_or(0.0) < 6.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:#?}",
-            realtime.status()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait::until("the oldest held event to be 6 s old", async || {
+        let status = realtime.status();
+        Look::ready_if(status.oldest_backlog_age_s.unwrap_or(0.0) >= 6.0, status)
+    })
+    .await;
     let passed = chrono::Utc::now();
     let during = wait_for(app, "a summary made after the deadline passed", |_, s| {
         let made: chrono::DateTime<chrono::Utc> =
@@ -253,8 +239,7 @@ async fn closed_windows_are_stored_as_reports_per_category() {
     for _ in 0..3 {
         publish_id(app, json!({"event_type": "cache_metrics", "source": "api"})).await;
     }
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let report = loop {
+    let report = wait::until("stored reports matching all 3 events", async || {
         let response = app
             .get("/v1/validation/reports?category=performance", app.admin())
             .await;
@@ -262,14 +247,12 @@ async fn closed_windows_are_stored_as_reports_per_category() {
         let reports: Vec<Value> = response.json().await.unwrap();
         let matched: i64 = reports.iter().map(|r| r["matched"].as_i64().unwrap()).sum();
         if matched == 3 {
-            break reports[0].clone();
+            Look::Ready(reports[0].clone())
+        } else {
+            Look::NotYet(format!("{reports:#?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no report: {reports:#?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(report["category"], "performance");
     assert_eq!(report["threshold_percent"], 5.0);
     assert!(report["window_end"].is_string() && report["latency_ms"]["websocket"].is_object());
@@ -284,15 +267,11 @@ async fn with_validation_off_nothing_is_tracked() {
     }
     // The events were routed to Realtime and written, but not expected by the validator.
     let realtime = &app.state.realtime;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while realtime.status().written < 5 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:#?}",
-            realtime.status()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait::until("the 5 events to be written to Realtime", async || {
+        let status = realtime.status();
+        Look::ready_if(status.written >= 5, status)
+    })
+    .await;
     let now = summary(&app).await;
     assert_eq!(now["enabled"], false);
     assert_eq!(

@@ -108,15 +108,7 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
     );
 
     // A flag created over REST appears; flipped and rolled out from the page, it changes.
-    let created = app
-        .client
-        .post(app.url("/v1/flags"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"key": "dashboard.probe", "type": "boolean", "description": "flipped by the browser test"}))
-        .send()
-        .await
-        .expect("POST /v1/flags");
-    assert_eq!(created.status().as_u16(), 201);
+    app.create_boolean_flag("dashboard.probe").await;
     let row = "document.querySelector('#flags tr[data-flag=\"dashboard.probe\"]')";
     browser
         .wait_until(
@@ -162,15 +154,7 @@ async fn in_a_browser_the_page_shows_events_flag_flips_and_the_breaker_opening_l
     );
 
     // Forced open over REST, the breaker turns red at the top and the transition is listed.
-    let forced = app
-        .client
-        .post(app.url("/v1/breakers/realtime"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"action": "force_open", "reason": "browser test"}))
-        .send()
-        .await
-        .expect("POST /v1/breakers/realtime");
-    assert_eq!(forced.status().as_u16(), 200);
+    app.force_breaker_open("browser test").await;
     browser
         .wait_until(
             "the breaker forced open in the banner and the transition listed",

@@ -11,12 +11,10 @@ mod pins;
 mod propagation;
 mod validation;
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Credential, TestApp, WAIT};
+use crate::support::{Credential, TestApp};
 
 /// The environment the test apps evaluate in by default.
 const ENV: &str = "production";
@@ -43,35 +41,6 @@ impl TestApp {
     /// As admin.
     async fn admin_json(&self, method: Method, path: &str, body: &Value) -> reqwest::Response {
         self.send_json(method, path, self.admin(), body).await
-    }
-
-    /// Creates a flag from `definition` and asserts 201; returns the stored flag.
-    async fn create_flag(&self, definition: Value) -> Value {
-        let response = self
-            .admin_json(Method::POST, "/v1/flags", &definition)
-            .await;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.expect("a JSON flag");
-        assert_eq!(status, 201, "create was refused: {body:#}");
-        body
-    }
-
-    /// Creates `{"key", "type": "boolean", "description"}`: off until flipped.
-    async fn create_boolean_flag(&self, key: &str) -> Value {
-        self.create_flag(json!({"key": key, "type": "boolean", "description": "a test flag"}))
-            .await
-    }
-
-    /// `POST /v1/flags/{key}/environments/production/on|off` as admin.
-    async fn flip(&self, key: &str, on: bool) -> reqwest::Response {
-        let side = if on { "on" } else { "off" };
-        let path = format!("/v1/flags/{key}/environments/{ENV}/{side}");
-        self.admin_json(Method::POST, &path, &Value::Null).await
-    }
-
-    /// Flips and asserts 200; returns the stored flag.
-    async fn flip_ok(&self, key: &str, on: bool) -> Value {
-        ok_json(self.flip(key, on).await).await
     }
 
     /// `PUT /v1/flags/{key}/environments/production/rollout` as admin.
@@ -129,18 +98,4 @@ fn etag(response: &reqwest::Response) -> String {
         .to_str()
         .expect("a readable ETag")
         .to_string()
-}
-
-/// Checks `condition` every 50 ms until it holds; fails after `WAIT`. For states that follow
-/// from a background task (a failed resync marking the snapshot stale), where there is no
-/// event to wait on.
-async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

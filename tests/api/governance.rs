@@ -2,10 +2,13 @@
 //! `dashboard.transport` answers `websocket` for every dashboard and dashboards are told to
 //! move; the `realtime.breaker.mode` flag drives the breaker.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
+use crate::support::wait::{Look, Patience};
 use crate::support::ws::next_json;
-use crate::support::{TestApp, WAIT, spawn_app};
+use crate::support::{TestApp, spawn_app};
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -27,29 +30,21 @@ async fn transport_for(app: &TestApp, dashboard: &str) -> Value {
 
 /// The next system frame of `kind`, skipping others.
 async fn next_system(ws: &mut crate::support::ws::Ws, kind: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} frame");
-        let frame = next_json(ws).await;
-        if frame["op"] == "system" && frame["kind"] == kind {
-            return frame;
-        }
-    }
+    Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until(&format!("a {kind} system frame"), async || {
+            let frame = next_json(ws).await;
+            Look::ready_if(frame["op"] == "system" && frame["kind"] == kind, frame)
+        })
+        .await
 }
 
 #[tokio::test]
 async fn an_open_breaker_sends_every_dashboard_to_websocket_and_tells_them() {
     let app = spawn_app().await;
     // Roll Realtime out to every dashboard.
-    let rollout = app
-        .client
-        .put(app.url("/v1/flags/dashboard.transport/environments/production/rollout"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"percentage": 100, "variant": "realtime"}))
-        .send()
-        .await
-        .expect("PUT rollout");
-    assert_eq!(rollout.status().as_u16(), 200);
+    app.roll_out_variant("dashboard.transport", "realtime")
+        .await;
     assert_eq!(transport_for(&app, "dash-1").await["value"], "realtime");
 
     let (mut ws, _) = app.subscribe_v1(json!({"op": "subscribe"})).await;
@@ -97,15 +92,8 @@ async fn an_open_breaker_sends_every_dashboard_to_websocket_and_tells_them() {
 async fn the_breaker_mode_flag_forces_the_breaker() {
     let app = spawn_app().await;
     let (mut ws, _) = app.subscribe_v1(json!({"op": "subscribe"})).await;
-    let rollout = app
-        .client
-        .put(app.url("/v1/flags/realtime.breaker.mode/environments/production/rollout"))
-        .bearer_auth(&app.admin_key)
-        .json(&json!({"percentage": 100, "variant": "force_open"}))
-        .send()
-        .await
-        .expect("PUT rollout");
-    assert_eq!(rollout.status().as_u16(), 200);
+    app.roll_out_variant("realtime.breaker.mode", "force_open")
+        .await;
     let transition = next_system(&mut ws, "breaker_transition").await;
     assert_eq!(transition["to"], "forced_open");
     let status: Value = app

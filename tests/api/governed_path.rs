@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::wait::{self, Look};
 use crate::support::ws::{Ws, next_event};
 use crate::support::{TargetedApp, TestApp, TestDatabase, WAIT, spawn_app_with_target};
 
@@ -66,14 +67,16 @@ impl Drill {
             .subscribe()
     }
 
+    /// Waits until `done` holds for the app; a time-out shows the Realtime path's status.
     async fn wait_until(&self, what: &str, done: impl Fn(&TestApp) -> bool) {
-        tokio::time::timeout(WAIT, async {
-            while !done(&self.app) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        wait::until(what, async || {
+            if done(&self.app) {
+                Look::Ready(())
+            } else {
+                Look::NotYet(format!("{:#?}", self.realtime()))
             }
         })
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", self.realtime()));
+        .await;
     }
 
     /// Waits until the target table holds every id in `want`; returns all its ids (read

@@ -2,6 +2,7 @@
 //! test starts the real switchyard on a free port against its own fresh Postgres database and
 //! talks to it over real sockets; see `support`.
 
+mod architecture;
 mod auth;
 mod breakers;
 mod cli;

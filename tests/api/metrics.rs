@@ -8,7 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard::api::auth::Scope;
 
-use crate::support::{Credential, TestApp, WAIT, assert_problem, event, spawn_app, spawn_app_with};
+use crate::support::wait::{self, Look};
+use crate::support::{Credential, TestApp, assert_problem, event, spawn_app, spawn_app_with};
 
 /// One scrape, parsed: `name{labels}` -> value, and `name` -> type from `# TYPE`.
 pub struct Scrape {
@@ -104,19 +105,15 @@ impl TestApp {
 
     /// Scrapes until `ready` holds (counters fed by background tasks lag a little).
     async fn scrape_until(&self, what: &str, ready: impl Fn(&Scrape) -> bool) -> Scrape {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        wait::until(what, async || {
             let scrape = self.scrape().await;
             if ready(&scrape) {
-                return scrape;
+                Look::Ready(scrape)
+            } else {
+                Look::NotYet(scrape.text)
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never saw {what}:\n{}",
-                scrape.text
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 
     async fn admin_request(&self, method: Method, path: &str, body: Value) -> Value {
@@ -242,9 +239,7 @@ async fn a_forced_breaker_shows_its_state_and_the_transition() {
     assert_eq!(state(&before, "closed"), Some(1.0));
     assert_eq!(state(&before, "forced_open"), Some(0.0));
 
-    let body = json!({"action": "force_open", "reason": "maintenance"});
-    app.admin_request(Method::POST, "/v1/breakers/realtime", body)
-        .await;
+    app.force_breaker_open("maintenance").await;
     let transition = [
         ("breaker", "realtime"),
         ("from", "closed"),

@@ -9,12 +9,11 @@ mod guardrails;
 mod lifecycle;
 mod validation;
 
-use std::time::Duration;
-
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::support::{TestApp, WAIT, expect_json, spawn_app_with};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, expect_json, spawn_app_with};
 
 /// The environment the plans roll out in (the test apps' default).
 const ENV: &str = "production";
@@ -22,12 +21,6 @@ const ENV: &str = "production";
 /// A switchyard whose rollout driver ticks every 20 ms.
 async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
-}
-
-/// A boolean flag, on in production at 100% (the defaults once flipped on).
-async fn boolean_flag(app: &TestApp, key: &str) {
-    let body = json!({"key": key, "type": "boolean", "description": "rolled out by a plan"});
-    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
 }
 
 /// `POST /v1/rollouts` with `plan`; asserts 201 and returns the plan.
@@ -51,18 +44,15 @@ async fn wait_for_plan(
     what: &str,
     holds: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(&format!("the plan to be {what}"), async || {
         let current = plan(app, id).await;
         if holds(&current) {
-            return current;
+            Look::Ready(current)
+        } else {
+            Look::NotYet(format!("{current:#}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for the plan to be {what}; it is {current:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await
 }
 
 /// Waits for the plan's status to be `status`.
@@ -101,15 +91,4 @@ fn percentages(rows: &[Value]) -> Vec<Value> {
     rows.iter()
         .map(|row| row["after"]["environments"][ENV]["rollout"]["percentage"].clone())
         .collect()
-}
-
-/// Forces the Realtime breaker open, as an operator would.
-async fn force_breaker_open(app: &TestApp) {
-    let body = json!({"action": "force_open", "reason": "the target is on fire"});
-    expect_json(
-        app.as_admin(Method::POST, "/v1/breakers/realtime", &body)
-            .await,
-        200,
-    )
-    .await;
 }

@@ -4,17 +4,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{
-    TestApp, WAIT, assert_problem, expect_json, spawn_app_on_with, spawn_app_with,
-};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, assert_problem, expect_json, spawn_app_on_with, spawn_app_with};
 
 async fn spawn_fast() -> TestApp {
     spawn_app_with(|config| config.rollout_tick_ms = 20).await
-}
-
-async fn boolean_flag(app: &TestApp, key: &str) {
-    let body = json!({"key": key, "type": "boolean"});
-    expect_json(app.as_admin(Method::POST, "/v1/flags", &body).await, 201).await;
 }
 
 /// Schedules `change` on `key` in production `in_ms` from now; returns the schedule.
@@ -45,22 +39,22 @@ async fn schedules(app: &TestApp, key: &str) -> Vec<Value> {
 
 /// Waits until the scheduled change `id` of `key` has `status`; returns it.
 async fn wait_for(app: &TestApp, key: &str, id: &str, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let found = schedules(app, key)
-            .await
-            .into_iter()
-            .find(|s| s["id"] == id)
-            .expect("listed");
-        if found["status"] == status {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {WAIT:?} for {status}: {found:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    wait::until(
+        &format!("the scheduled change {id} to be {status}"),
+        async || {
+            let found = schedules(app, key)
+                .await
+                .into_iter()
+                .find(|s| s["id"] == id)
+                .expect("listed");
+            if found["status"] == status {
+                Look::Ready(found)
+            } else {
+                Look::NotYet(format!("{found:#}"))
+            }
+        },
+    )
+    .await
 }
 
 /// The flag's audit rows written by `actor`.
@@ -86,7 +80,7 @@ async fn audit_by(app: &TestApp, key: &str, actor: &str) -> Vec<Value> {
 #[tokio::test]
 async fn a_scheduled_change_fires_once_when_due() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = schedule(&app, "new-ui", 300, json!({"action": "on"})).await;
     assert_eq!(created["status"], "pending");
     let id = created["id"].as_str().unwrap();
@@ -105,7 +99,7 @@ async fn a_scheduled_change_fires_once_when_due() {
 #[tokio::test]
 async fn a_scheduled_change_fires_once_after_a_restart_with_two_instances() {
     let mut first = spawn_fast().await;
-    boolean_flag(&first, "new-ui").await;
+    first.create_boolean_flag("new-ui").await;
     let created = schedule(
         &first,
         "new-ui",
@@ -138,7 +132,7 @@ async fn a_scheduled_change_fires_once_after_a_restart_with_two_instances() {
 #[tokio::test]
 async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = schedule(&app, "new-ui", 3_600_000, json!({"action": "on"})).await;
     let id = created["id"].as_str().unwrap();
     let path = format!("/v1/flags/new-ui/schedule/{id}");
@@ -163,7 +157,7 @@ async fn a_pending_change_can_be_cancelled_once_and_then_never_fires() {
 #[tokio::test]
 async fn bad_schedules_are_refused_naming_the_field_and_store_nothing() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let post = |key: &'static str, body: Value| {
         let app = &app;
         async move {

@@ -2,11 +2,13 @@
 //! following transitions and ending when its reader goes away.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{assert_failure, assert_success, run, stderr, stdout, switchyard};
+use crate::support::wait::{Look, Patience};
 use crate::support::{WAIT, spawn_app};
 
 #[tokio::test]
@@ -38,18 +40,19 @@ async fn breaker_force_open_then_status_json_shows_it_forced_open() {
     assert_eq!(status["mode"], "force_open");
 
     // The one-breaker view shows its recent history too (written in the background).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let view = stdout(&run(&app, &["breaker", "status", "realtime"]).await);
-        if view.contains("maintenance") {
-            assert!(view.contains("closed  forced_open"), "{view}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no history in {view}"
-        );
-    }
+    // Each look runs the CLI, which takes its own time: no pause between looks.
+    let view = Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until("the history in the one-breaker view", async || {
+            let view = stdout(&run(&app, &["breaker", "status", "realtime"]).await);
+            if view.contains("maintenance") {
+                Look::Ready(view)
+            } else {
+                Look::NotYet(view)
+            }
+        })
+        .await;
+    assert!(view.contains("closed  forced_open"), "{view}");
 
     let auto = run(&app, &["breaker", "auto", "realtime", "--json"]).await;
     assert_success(&auto);

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{TempFile, assert_failure, assert_success, finish, ndjson, run, stdout, switchyard};
+use crate::support::wait::{self, Look};
 use crate::support::{WAIT, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -121,14 +122,11 @@ async fn send_tries_a_shed_batch_again_and_publishes_it_once() {
     body.send(Ok(b"[".to_vec()))
         .await
         .expect("send the first byte");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while app.get("/health/live", app.admin()).await.status() != 503 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the slot was never taken"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait::until("the held request to take the one slot", async || {
+        let status = app.get("/health/live", app.admin()).await.status();
+        Look::ready_if(status == 503, status)
+    })
+    .await;
 
     let mut command = switchyard(&app, &["send"], &[]);
     command

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::wait_until;
 use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::wait::{self, Look};
 use crate::support::{Credential, POSTGRES_ADDR, assert_problem, spawn_app_with};
 
 #[tokio::test]
@@ -38,8 +38,10 @@ async fn evaluation_outlives_the_database(fault: Fault) {
 
     proxy.set(fault);
 
-    wait_until("the snapshot to be marked stale", async || {
-        app.evaluate_all(context.clone()).await["stale"] == true
+    // A failed resync marks the snapshot stale in the background: there is no event to wait on.
+    wait::until("the snapshot to be marked stale", async || {
+        let all = app.evaluate_all(context.clone()).await;
+        Look::ready_if(all["stale"] == true, all)
     })
     .await;
     let result = app.evaluate("survivor", context.clone()).await;
@@ -63,8 +65,9 @@ async fn evaluation_outlives_the_database(fault: Fault) {
 
     // Back again, the next reload clears the mark.
     proxy.restore();
-    wait_until("the snapshot to be fresh again", async || {
-        app.evaluate_all(context.clone()).await["stale"] == false
+    wait::until("the snapshot to be fresh again", async || {
+        let all = app.evaluate_all(context.clone()).await;
+        Look::ready_if(all["stale"] == false, all)
     })
     .await;
 }

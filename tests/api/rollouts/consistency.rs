@@ -3,8 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{ENV, boolean_flag, start_plan, stored_percentage, wait_for_status};
-use crate::support::{TestApp, WAIT, spawn_app_with_target};
+use super::{ENV, start_plan, stored_percentage, wait_for_status};
+use crate::support::wait::{self, Look};
+use crate::support::{TestApp, spawn_app_with_target};
 
 async fn overall(app: &TestApp) -> Value {
     let response = app.get("/v1/validation/summary", app.admin()).await;
@@ -15,18 +16,15 @@ async fn overall(app: &TestApp) -> Value {
 
 /// Waits until the validator's overall figures satisfy `done`.
 async fn wait_for_overall(app: &TestApp, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(what, async || {
         let now = overall(app).await;
         if done(&now) {
-            return now;
+            Look::Ready(now)
+        } else {
+            Look::NotYet(format!("{now:#}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited for {what}: {now:#}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -38,21 +36,14 @@ async fn a_plan_rolls_back_when_consistency_drops_below_its_floor() {
     .await;
     let app = &targeted.app;
     app.set_strategy("realtime").await;
-    let on = app
-        .client
-        .post(app.url("/v1/flags/validation.enabled/environments/production/on"))
-        .bearer_auth(&app.admin_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(on.status().as_u16(), 200);
+    app.flip_ok("validation.enabled", true).await;
     // The first write creates the target's schema; the trigger goes in after it matched.
     app.publish_ok(&json!({"event_type": "error", "source": "warm-up"}))
         .await;
     wait_for_overall(app, "the warm-up event to match", |o| o["matched"] == 1).await;
     targeted.tamper_with_target().await;
 
-    boolean_flag(app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         app,
         json!({"flag": "new-ui", "environment": ENV,

@@ -5,14 +5,14 @@ use serde_json::json;
 use crate::support::spawn_app_with;
 
 use super::{
-    ENV, audit_by, boolean_flag, force_breaker_open, percentages, spawn_fast, start_plan,
-    stored_percentage, wait_for_plan, wait_for_status,
+    ENV, audit_by, percentages, spawn_fast, start_plan, stored_percentage, wait_for_plan,
+    wait_for_status,
 };
 
 #[tokio::test]
 async fn a_plan_rolls_back_to_the_previous_stage_when_the_breaker_is_forced_open() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &app,
         json!({"flag": "new-ui", "environment": ENV,
@@ -24,7 +24,7 @@ async fn a_plan_rolls_back_to_the_previous_stage_when_the_breaker_is_forced_open
     let id = created["id"].as_str().unwrap().to_string();
     wait_for_plan(&app, &id, "at 50%", |p| p["percentage"] == 50).await;
 
-    force_breaker_open(&app).await;
+    app.force_breaker_open("the target is on fire").await;
 
     let rolled = wait_for_status(&app, &id, "rolled_back").await;
     assert_eq!(
@@ -54,7 +54,7 @@ async fn a_plan_rolls_back_to_the_previous_stage_when_the_breaker_is_forced_open
 #[tokio::test]
 async fn a_plan_that_aborts_on_breach_goes_to_zero() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &app,
         json!({"flag": "new-ui", "environment": ENV,
@@ -64,7 +64,7 @@ async fn a_plan_that_aborts_on_breach_goes_to_zero() {
     .await;
     let id = created["id"].as_str().unwrap().to_string();
 
-    force_breaker_open(&app).await;
+    app.force_breaker_open("the target is on fire").await;
 
     let aborted = wait_for_status(&app, &id, "aborted").await;
     assert_eq!(aborted["percentage"], 0);
@@ -82,7 +82,7 @@ async fn a_plan_that_aborts_on_breach_goes_to_zero() {
 async fn a_breaker_transition_wakes_the_driver_without_waiting_for_its_tick() {
     // A tick of an hour: only the transition can make the driver look before the test ends.
     let app = spawn_app_with(|config| config.rollout_tick_ms = 3_600_000).await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &app,
         json!({"flag": "new-ui", "environment": ENV,
@@ -92,7 +92,7 @@ async fn a_breaker_transition_wakes_the_driver_without_waiting_for_its_tick() {
     .await;
     let id = created["id"].as_str().unwrap().to_string();
 
-    force_breaker_open(&app).await;
+    app.force_breaker_open("the target is on fire").await;
 
     let aborted = wait_for_status(&app, &id, "aborted").await;
     assert_eq!(aborted["percentage"], 0);

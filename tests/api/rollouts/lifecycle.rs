@@ -1,20 +1,22 @@
 //! Plans that advance and complete, pause by hand or when a human edits the flag, resume
 //! and abort.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{
-    ENV, audit_by, boolean_flag, percentages, plan, spawn_fast, start_plan, stored_percentage,
-    wait_for_status,
+    ENV, audit_by, percentages, plan, spawn_fast, start_plan, stored_percentage, wait_for_status,
 };
+use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
-use crate::support::{WAIT, event, expect_json};
+use crate::support::{event, expect_json};
 
 #[tokio::test]
 async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let mut ws = app.subscribe_all().await;
     for i in 0..20 {
         app.publish_ok(&event("cache_metrics", &format!("api-{i}")))
@@ -85,16 +87,14 @@ async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes
     assert_eq!(actions, ["create", "advanced", "advanced"]);
 
     // Subscribers heard each step; the last says the plan completed.
-    let completed = tokio::time::timeout(WAIT, async {
-        loop {
+    let completed = Patience::DEFAULT
+        .every(Duration::ZERO)
+        .until("a rollout_changed frame for the completion", async || {
             let frame = next_json(&mut ws).await;
-            if frame["kind"] == "rollout_changed" && frame["status"] == "completed" {
-                return frame;
-            }
-        }
-    })
-    .await
-    .expect("a rollout_changed frame for the completion");
+            let done = frame["kind"] == "rollout_changed" && frame["status"] == "completed";
+            Look::ready_if(done, frame)
+        })
+        .await;
     assert_eq!(
         (completed["id"].as_str(), completed["percentage"].as_u64()),
         (Some(id.as_str()), Some(100))
@@ -104,7 +104,7 @@ async fn a_plan_advances_through_its_stages_under_a_healthy_stream_and_completes
 #[tokio::test]
 async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &app,
         json!({"flag": "new-ui", "environment": ENV,
@@ -171,8 +171,8 @@ async fn a_plan_pauses_when_the_flag_is_edited_by_hand_and_resumes_from_there() 
 #[tokio::test]
 async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forbids() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "held").await;
-    boolean_flag(&app, "witness").await;
+    app.create_boolean_flag("held").await;
+    app.create_boolean_flag("witness").await;
     let held = start_plan(
         &app,
         // Long enough that the pause below always lands inside the hold; short enough to wait
@@ -243,7 +243,7 @@ async fn pause_resume_and_abort_do_what_they_say_and_refuse_what_the_status_forb
 #[tokio::test]
 async fn the_driving_instance_reports_each_running_plan_in_metrics() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "metered").await;
+    app.create_boolean_flag("metered").await;
     start_plan(
         &app,
         json!({"flag": "metered", "environment": ENV,
@@ -255,8 +255,7 @@ async fn the_driving_instance_reports_each_running_plan_in_metrics() {
         "switchyard_rollouts_running 1",
         r#"switchyard_rollout_percentage{flag="metered",environment="production"} 20"#,
     ];
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    wait::until(&format!("{want:?} all in /metrics"), async || {
         let scrape = app
             .get("/metrics", crate::support::Credential::Nothing)
             .await
@@ -264,17 +263,11 @@ async fn the_driving_instance_reports_each_running_plan_in_metrics() {
             .await
             .expect("a scrape");
         if want.iter().all(|line| scrape.lines().any(|l| l == *line)) {
-            break;
+            Look::Ready(())
+        } else {
+            let rollout_lines: Vec<_> = scrape.lines().filter(|l| l.contains("rollout")).collect();
+            Look::NotYet(rollout_lines.join("\n"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{want:?} not all in:\n{}",
-            scrape
-                .lines()
-                .filter(|l| l.contains("rollout"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }

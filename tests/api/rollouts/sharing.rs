@@ -3,13 +3,13 @@
 
 use serde_json::json;
 
-use super::{ENV, audit_by, boolean_flag, percentages, spawn_fast, start_plan, wait_for_plan, wait_for_status};
+use super::{ENV, audit_by, percentages, spawn_fast, start_plan, wait_for_plan, wait_for_status};
 use crate::support::spawn_app_on_with;
 
 #[tokio::test]
 async fn plans_in_two_environments_of_one_flag_do_not_pause_each_other() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let stages = json!([{"percentage": 10, "hold": "200ms"}, {"percentage": 60, "hold": "200ms"},
                         {"percentage": 100}]);
     let production = start_plan(&app, json!({"flag": "new-ui", "environment": ENV, "stages": stages})).await;
@@ -31,7 +31,7 @@ async fn plans_in_two_environments_of_one_flag_do_not_pause_each_other() {
 #[tokio::test]
 async fn a_plan_survives_a_restart_and_two_instances_never_both_step_it() {
     let mut first = spawn_fast().await;
-    boolean_flag(&first, "new-ui").await;
+    first.create_boolean_flag("new-ui").await;
     let created = start_plan(
         &first,
         json!({"flag": "new-ui", "environment": ENV,

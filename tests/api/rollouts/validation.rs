@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{ENV, boolean_flag, spawn_fast, start_plan};
+use super::{ENV, spawn_fast, start_plan};
 use crate::support::{assert_problem, expect_json, spawn_app_with};
 
 fn fields(problem: &Value) -> Vec<String> {
@@ -20,7 +20,7 @@ fn fields(problem: &Value) -> Vec<String> {
 #[tokio::test]
 async fn bad_plans_are_refused_naming_each_field_and_store_nothing() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let post = |body: Value| {
         let app = &app;
         async move { app.as_admin(Method::POST, "/v1/rollouts", &body).await }
@@ -99,7 +99,7 @@ async fn bad_plans_are_refused_naming_each_field_and_store_nothing() {
 #[tokio::test]
 async fn a_second_live_plan_on_the_same_flag_and_environment_is_a_conflict() {
     let app = spawn_fast().await;
-    boolean_flag(&app, "new-ui").await;
+    app.create_boolean_flag("new-ui").await;
     let plan = json!({"flag": "new-ui", "environment": ENV,
         "stages": [{"percentage": 10, "hold": "1h"}, {"percentage": 100}]});
     start_plan(&app, plan.clone()).await;

@@ -14,11 +14,15 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+use super::wait::{Look, Patience};
+
 /// How long a test waits for the page to show something. Generous: Chromium shares two cores
 /// with the rest of the suite, and success never waits this long.
 pub const BROWSER_WAIT: Duration = Duration::from_secs(45);
 /// Between two checks of a condition (not a wait for anything: the loop ends when it holds).
 const RECHECK: Duration = Duration::from_millis(50);
+/// How every wait in this module waits.
+const PAGE: Patience = Patience::DEFAULT.within(BROWSER_WAIT).every(RECHECK);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -78,23 +82,22 @@ impl Browser {
     /// Waits until the JavaScript expression `condition` is true in the page.
     pub async fn wait_until(&self, what: &str, condition: &str) {
         let script = format!("return Boolean({condition});");
-        let deadline = tokio::time::Instant::now() + BROWSER_WAIT;
-        loop {
-            if self.eval(&script).await == json!(true) {
-                return;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let page = self
-                    .eval("return document.body.innerText.slice(0, 4000);")
-                    .await;
-                let errors = self.script_errors().await;
-                panic!(
-                    "the page did not show {what} within {BROWSER_WAIT:?}\n\
-                     condition: {condition}\nscript errors: {errors:#?}\npage text:\n{}",
-                    page.as_str().unwrap_or("")
-                );
-            }
-            tokio::time::sleep(RECHECK).await;
+        let shown = PAGE
+            .try_until(&format!("the page to show {what}"), async || {
+                let value = self.eval(&script).await;
+                Look::ready_if(value == json!(true), value)
+            })
+            .await;
+        // The page's text and errors say why; read only once the wait has failed.
+        if let Err(timed_out) = shown {
+            let page = self
+                .eval("return document.body.innerText.slice(0, 4000);")
+                .await;
+            let errors = self.script_errors().await;
+            panic!(
+                "{timed_out}\ncondition: {condition}\nscript errors: {errors:#?}\npage text:\n{}",
+                page.as_str().unwrap_or("")
+            );
         }
     }
 
@@ -217,24 +220,18 @@ fn free_port() -> u16 {
 async fn connect(port: u16) -> Client {
     let url = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + BROWSER_WAIT;
-    loop {
+    PAGE.try_until("chromedriver to be ready", async || {
         let status = match http.get(format!("{url}/status")).send().await {
             Ok(response) => response.json::<Value>().await.ok(),
             Err(_) => None, // not listening yet
         };
-        if status
+        let ready = status
             .as_ref()
-            .is_some_and(|s| s["value"]["ready"] == json!(true))
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "chromedriver was not ready within {BROWSER_WAIT:?} (last status: {status:?}); {INSTALL_HINT}"
-        );
-        tokio::time::sleep(RECHECK).await;
-    }
+            .is_some_and(|s| s["value"]["ready"] == json!(true));
+        Look::ready_if(ready, status)
+    })
+    .await
+    .unwrap_or_else(|timed_out| panic!("{timed_out}\n{INSTALL_HINT}"));
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),

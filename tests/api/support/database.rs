@@ -4,15 +4,14 @@
 //! template is built once per set of migrations (named by their checksums) and each test's
 //! database is cloned from it. The migration tests themselves start from nothing instead.
 
-use std::time::Duration;
-
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection};
 use switchyard::store::connect_and_migrate;
 use switchyard::store::pool::MIGRATOR;
 use uuid::Uuid;
 
-use super::{POSTGRES, WAIT};
+use super::POSTGRES;
+use super::wait::{self, Look};
 
 /// Serializes template builds across the test processes nextest runs in parallel.
 const TEMPLATE_LOCK: i64 = 0x5359_5445_4d50; // "SYTEMP"
@@ -63,30 +62,34 @@ impl TestDatabase {
         &self,
         want: &std::collections::HashSet<Uuid>,
     ) -> Option<Vec<Uuid>> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let pool = loop {
-            match sqlx::PgPool::connect(&self.url()).await {
-                Ok(pool) => break pool,
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        // One deadline for both: connecting (the database may not exist yet), then the rows.
+        let mut pool: Option<sqlx::PgPool> = None;
+        let rows = wait::Patience::DEFAULT
+            .try_until("the Realtime table to hold every event", async || {
+                let connected = match &pool {
+                    Some(connected) => connected,
+                    None => match sqlx::PgPool::connect(&self.url()).await {
+                        Ok(connected) => pool.insert(connected),
+                        Err(e) => return Look::NotYet(format!("no connection: {e}")),
+                    },
+                };
+                let rows: Vec<Uuid> =
+                    sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
+                        .fetch_all(connected)
+                        .await
+                        .unwrap_or_default();
+                let missing = want.iter().filter(|id| !rows.contains(id)).count();
+                if missing == 0 {
+                    Look::Ready(rows)
+                } else {
+                    Look::NotYet(format!("{missing} of {} events missing", want.len()))
                 }
-                Err(_) => return None,
-            }
-        };
-        let rows = loop {
-            let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
-                .fetch_all(&pool)
-                .await
-                .unwrap_or_default();
-            if want.iter().all(|id| rows.contains(id)) {
-                break Some(rows);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        pool.close().await;
+            })
+            .await
+            .ok();
+        if let Some(pool) = pool {
+            pool.close().await;
+        }
         rows
     }
 }
@@ -195,17 +198,15 @@ async fn build_template(admin: &mut PgConnection, name: &str) {
            ALTER DATABASE "{building}" RENAME TO "{name}""#
     );
     // The pool's backends may take a moment to exit after it closed.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(finish.clone()))
+    wait::until(
+        &format!("the template {name} to be finished"),
+        async || match sqlx::raw_sql(sqlx::AssertSqlSafe(finish.clone()))
             .execute(&mut *admin)
             .await
         {
-            Ok(_) => return,
-            Err(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("cannot finish the template {name}: {e}"),
-        }
-    }
+            Ok(_) => Look::Ready(()),
+            Err(e) => Look::NotYet(e.to_string()),
+        },
+    )
+    .await;
 }

@@ -8,9 +8,12 @@
 
 pub mod browser;
 pub mod database;
-/// The TCP fault proxy lives in the library so `switchyard bench failover` can use it too.
-pub use switchyard::bench::fault_proxy as proxy;
+pub mod operator;
+/// The TCP fault proxy is a crate of its own (fault-proxy/) so `switchyard-bench failover` can
+/// use it too.
+pub use ::fault_proxy as proxy;
 pub mod sse;
+pub mod wait;
 pub mod ws;
 
 use std::net::SocketAddr;

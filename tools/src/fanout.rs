@@ -1,4 +1,4 @@
-//! `switchyard bench fanout`: N subscribers, events published at a constant rate, and what
+//! `switchyard-bench fanout`: N subscribers, events published at a constant rate, and what
 //! reached the subscribers: delivered messages/s, the delivery ratio against
 //! `published x N`, and latency percentiles from each event's intended send time.
 //!

@@ -1,4 +1,4 @@
-//! `switchyard bench propagation`: how long a flag change takes to reach another instance's
+//! `switchyard-bench propagation`: how long a flag change takes to reach another instance's
 //! subscribers. A `/v1/ws` subscriber listens on instance B; the bench flips a flag on
 //! instance A (both on one database) and times each flip from just before the request leaves
 //! until B's subscriber reads the `flag_changed` frame with the new version: A's write and
@@ -76,7 +76,7 @@ pub async fn run(args: PropagationArgs) -> anyhow::Result<()> {
         Ok(flag) => flag["environments"][&args.env]["enabled"] == true,
         Err(e) if e.downcast_ref::<StatusCode>() == Some(&StatusCode::NOT_FOUND) => {
             let definition = json!({"key": args.flag, "type": "boolean",
-                                    "description": "flipped by `switchyard bench propagation`"});
+                                    "description": "flipped by `switchyard-bench propagation`"});
             a.send(Method::POST, "/v1/flags", Some(definition)).await?;
             false
         }

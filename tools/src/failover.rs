@@ -1,4 +1,4 @@
-//! `switchyard bench failover`: the failover drill of issue 4. switchyard runs in this process
+//! `switchyard-bench failover`: the failover drill of issue 4. switchyard runs in this process
 //! on scratch databases, its Realtime target (a database of its own) behind the fault proxy,
 //! with the `realtime` strategy pinned so every event is routed to Realtime. A producer
 //! publishes over HTTP at a constant rate while one dashboard listens on `/v1/ws`. After a
@@ -25,11 +25,12 @@ use tokio::sync::{Mutex, broadcast};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::fault_proxy::{Fault, FaultProxy};
+use fault_proxy::{Fault, FaultProxy};
+use switchyard::breaker::{BreakerState, Transition};
+use switchyard::realtime::RealtimePath;
+use switchyard::{Application, config::Config};
+
 use super::scratch::Scratch;
-use crate::api::AppState;
-use crate::breaker::{BreakerState, Transition};
-use crate::{Application, config::Config};
 
 pub(super) mod stream;
 
@@ -126,7 +127,11 @@ async fn drill(
     config.legacy.global_override = Some("realtime_only".into());
     let app = Application::build(config).await?;
     let address = app.local_addr();
-    let state = app.state().clone();
+    let realtime = app.realtime().clone();
+    let realtime_breaker = app
+        .breakers()
+        .get(switchyard::breaker::REALTIME)
+        .context("no realtime breaker")?;
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -134,14 +139,10 @@ async fn drill(
 
     let base = format!("http://{address}");
     let listener = Listener::start(&base, &admin_key).await?;
-    let mut transitions = state
-        .breakers
-        .get(crate::breaker::REALTIME)
-        .context("no realtime breaker")?
-        .subscribe();
+    let mut transitions = realtime_breaker.subscribe();
     let producer = Producer::start(&base, &admin_key, args.rate);
     let peak = Arc::new(Mutex::new(0usize));
-    let watcher = watch_backlog(state.clone(), peak.clone());
+    let watcher = watch_backlog(realtime.clone(), peak.clone());
 
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
     let blackholed = Instant::now();
@@ -161,7 +162,7 @@ async fn drill(
         Duration::from_secs(300),
     )
     .await?;
-    let drained = wait_drained(&state).await?;
+    let drained = wait_drained(&realtime).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = producer.stop().await;
     let sentinel = stream::publish_sentinel(&base, &admin_key).await?;
@@ -170,7 +171,7 @@ async fn drill(
 
     let accepted: Vec<Uuid> = sent.iter().flat_map(|b| b.ids.iter().copied()).collect();
     let rows = target_rows(&target.url, &accepted, &sentinel).await?;
-    let status = state.realtime.status();
+    let status = realtime.status();
     let first_after_open = stream::first_delivery_after(&sent, &received, opened);
     let phases = [
         (None, Some(blackholed)),
@@ -234,10 +235,10 @@ async fn wait_for(
 }
 
 /// Samples the backlog depth every 10 ms, keeping its peak.
-fn watch_backlog(state: AppState, peak: Arc<Mutex<usize>>) -> tokio::task::JoinHandle<()> {
+fn watch_backlog(realtime: RealtimePath, peak: Arc<Mutex<usize>>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let depth = state.realtime.status().backlog_depth;
+            let depth = realtime.status().backlog_depth;
             let mut peak = peak.lock().await;
             *peak = (*peak).max(depth);
             drop(peak);
@@ -246,9 +247,9 @@ fn watch_backlog(state: AppState, peak: Arc<Mutex<usize>>) -> tokio::task::JoinH
     })
 }
 
-async fn wait_drained(state: &AppState) -> anyhow::Result<Instant> {
+async fn wait_drained(realtime: &RealtimePath) -> anyhow::Result<Instant> {
     tokio::time::timeout(Duration::from_secs(300), async {
-        while state.realtime.status().backlog_depth > 0 {
+        while realtime.status().backlog_depth > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Instant::now()

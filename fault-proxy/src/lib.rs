@@ -1,7 +1,8 @@
 //! A TCP fault proxy: listens on 127.0.0.1 and forwards every connection to a target, with a
-//! fault that can be switched at run time and restored. The tests and `switchyard bench
-//! failover` put it between switchyard and a Postgres (the control store or the Realtime
-//! target) to make that Postgres fail the ways networks fail, without touching the server.
+//! fault that can be switched at run time and restored. The service's integration tests and
+//! `switchyard-bench failover` put it between switchyard and a Postgres (the control store or
+//! the Realtime target) to make that Postgres fail the ways networks fail, without touching the
+//! server. A crate of its own, with no dependency on switchyard, so both can use it.
 //!
 //! Faults:
 //! - [`Fault::Pass`]: bytes flow both ways untouched;

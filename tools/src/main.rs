@@ -1,6 +1,7 @@
-//! Benchmarks run against a live server: `switchyard bench fanout` (N subscribers, a constant
-//! publish rate, delivery latency and ratio) and `switchyard bench idle` (the server's resident
-//! memory per idle subscribed connection).
+//! `switchyard-bench`: benchmarks run against a live server, beside the service rather than in
+//! it (the service's library and binary carry the service and its CLI only). `fanout` (N
+//! subscribers, a constant publish rate, delivery latency and ratio) and `idle` (the server's
+//! resident memory per idle subscribed connection).
 //!
 //! Both speak only the subset of the protocol that the Node.js peer in `shared/peers/` also
 //! speaks (`POST /v1/events`, `GET /v1/ws` with `{"op":"subscribe"}`), so the same tool measures
@@ -8,15 +9,15 @@
 //! event carries its intended send time, subscribers record arrival minus intended time, and
 //! what arrived is counted against what was expected. `docs/benchmarks.md` has the figures.
 //!
-//! `switchyard bench propagation` (a flag flip on one instance until another instance's
-//! subscriber sees it) and `switchyard bench evaluate` (evaluation requests/s) measure the flag
-//! half; `docs/flags-bench.md` has their figures. `switchyard bench sink` and `switchyard bench
-//! failover` measure the Realtime path (`docs/realtime-bench.md`).
+//! `propagation` (a flag flip on one instance until another instance's subscriber sees it) and
+//! `evaluate` (evaluation requests/s) measure the flag half; `docs/flags-bench.md` has their
+//! figures. `sink`, `failover` and `validator` measure the Realtime path
+//! (`docs/realtime-bench.md`). They use the service only through the `switchyard` library's
+//! public API, never its HTTP layer (`switchyard::api`).
 
 mod evaluate;
 mod failover;
 mod fanout;
-pub mod fault_proxy;
 mod idle;
 mod procfs;
 mod propagation;
@@ -27,13 +28,35 @@ mod sink;
 mod subscriber;
 mod validator;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tokio::time::Instant;
 
 pub use fanout::FanoutArgs;
 pub use idle::IdleArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard-bench",
+    version,
+    about = "Benchmarks and load tools for switchyard"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Bench(BenchCommand),
+    /// `switchyard serve`, for `validator`'s child server: the service this binary was built
+    /// with, so the bench never measures a stale or missing `switchyard` binary.
+    #[command(hide = true)]
+    Serve(Box<switchyard::Config>),
+}
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -59,6 +82,34 @@ pub enum BenchCommand {
     /// The consistency validator's cost: ingest throughput with validation off and on in the
     /// same run, and the server's memory at a steady rate with each.
     Validator(validator::ValidatorArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = match Cli::parse().command {
+        Command::Bench(command) => command,
+        Command::Serve(config) => {
+            let command = switchyard::cli::Command::Serve(config);
+            return switchyard::cli::run(switchyard::cli::Cli { command }).await;
+        }
+    };
+    match run(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): it has what it wanted; end quietly.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `switchyard bench sink`: Realtime sink throughput, adaptive batching against one INSERT per
+//! `switchyard-bench sink`: Realtime sink throughput, adaptive batching against one INSERT per
 //! event (what the legacy adapter did: one awaited insert per event), on the same Postgres in
 //! the same run, into a scratch database created for the run and dropped after it.
 //!
@@ -18,9 +18,9 @@ use sqlx::{Connection, PgConnection};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::breaker::{Breaker, BreakerConfig};
-use crate::hub::{Hub, Published};
-use crate::realtime::{RealtimePath, RealtimeSettings};
+use switchyard::breaker::{Breaker, BreakerConfig};
+use switchyard::hub::{Hub, Published};
+use switchyard::realtime::{RealtimePath, RealtimeSettings};
 
 use super::scratch::Scratch;
 
@@ -92,7 +92,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
 
 async fn measure(args: &SinkArgs, url: &str) -> anyhow::Result<SinkReport> {
     let n = args.events as usize;
-    let control = crate::store::connect_and_migrate(url).await?;
+    let control = switchyard::store::connect_and_migrate(url).await?;
     let hub = Hub::new(n, 16);
     let mut single = PgConnection::connect(url).await?;
     let (mut adaptive, mut one_insert) = (vec![], vec![]);
@@ -101,7 +101,7 @@ async fn measure(args: &SinkArgs, url: &str) -> anyhow::Result<SinkReport> {
         let events = publish(&hub, n);
         let shutdown = CancellationToken::new();
         let breaker = Breaker::start(
-            crate::breaker::REALTIME,
+            switchyard::breaker::REALTIME,
             BreakerConfig::default(),
             shutdown.clone(),
         );
@@ -145,7 +145,7 @@ fn publish(hub: &Hub, n: usize) -> Vec<Arc<Published>> {
             "data": {"i": i, "response_time_ms": 12.5, "endpoint": "/api/v1/things"},
         });
         let event =
-            crate::event::parse_event(&body, None, chrono::Utc::now()).expect("a valid event");
+            switchyard::event::parse_event(&body, None, chrono::Utc::now()).expect("a valid event");
         hub.publish(event);
     }
     hub.recent(n)

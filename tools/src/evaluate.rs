@@ -1,4 +1,4 @@
-//! `switchyard bench evaluate`: evaluation requests per second against a running server, for
+//! `switchyard-bench evaluate`: evaluation requests per second against a running server, for
 //! `POST /v1/evaluate` (every flag) and the OFREP bulk endpoint, plus the bulk endpoint as an
 //! OFREP SDK polls it (`If-None-Match` with the ETag it holds -> 304).
 //!

@@ -1,5 +1,5 @@
-//! `switchyard bench validator`: what the consistency validator costs. One `switchyard serve`
-//! child process on scratch databases (a control store and a separate Realtime target), every
+//! `switchyard-bench validator`: what the consistency validator costs. One server child
+//! process (this binary's hidden `serve`, i.e. `switchyard serve`) on scratch databases (a control store and a separate Realtime target), every
 //! event routed to Realtime (`DUAL_WRITE_GLOBAL_OVERRIDE=realtime_only`), so every event is
 //! one the validator checks when `validation.enabled` is on.
 //!

@@ -183,7 +183,7 @@ pub fn print_table(r: &FanoutReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::Window;
+    use crate::Window;
     use std::sync::atomic::AtomicU64;
 
     #[test]

@@ -1,4 +1,4 @@
-//! `switchyard bench idle`: C subscribed connections that receive nothing, held open while the
+//! `switchyard-bench idle`: C subscribed connections that receive nothing, held open while the
 //! server's resident memory (VmRSS of `--server-pid`) is read before and after, so the cost of
 //! an idle subscriber can be read as KiB per connection.
 //!

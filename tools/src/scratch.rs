@@ -19,7 +19,7 @@ impl Scratch {
         let admin = base.to_string();
         base.set_path(&format!("/{name}"));
         let mut conn = PgConnection::connect(&admin).await?;
-        crate::store::pool::create_database(&mut conn, &name).await?;
+        switchyard::store::pool::create_database(&mut conn, &name).await?;
         conn.close().await?;
         Ok(Self {
             admin,

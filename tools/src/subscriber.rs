@@ -49,7 +49,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub async fn resolve(base_url: &str, key: Option<String>) -> anyhow::Result<Self> {
-        let ws_url = crate::client::ws_url(base_url, "/v1/ws")?;
+        let ws_url = switchyard::client::ws_url(base_url, "/v1/ws")?;
         let parsed = url::Url::parse(&ws_url)?;
         anyhow::ensure!(
             parsed.scheme() == "ws",
