@@ -82,7 +82,7 @@ pub enum Reason {
     Error,
 }
 
-/// The tier that decided (DESIGN.md, "Flag tiers").
+/// The tier that decided (docs/architecture.md, "Flag tiers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
