@@ -98,6 +98,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         )
         .map_err(Into::into),
     };
+    exit_code(result)
+}
+
+/// How a command's outcome ends the process: errors printed with their causes, a reader that
+/// went away (`| head`) not an error. Shared with `switchyard-bench`.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): it has what it wanted; end quietly.

@@ -93,23 +93,7 @@ async fn main() -> ExitCode {
             return switchyard::cli::run(switchyard::cli::Cli { command }).await;
         }
     };
-    match run(command).await {
-        Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`| head`): it has what it wanted; end quietly.
-        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    switchyard::cli::exit_code(run(command).await)
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
