@@ -56,6 +56,10 @@ pub struct FailoverArgs {
     /// When the breaker trips (`CIRCUIT_BREAKER_FAILURE_THRESHOLD`; default 5 consecutive).
     #[arg(long, default_value = "5")]
     pub failure_threshold: String,
+    /// The breaker's stall rule (`SWITCHYARD_BREAKER_STALL_TRIP`): a timeout with no success
+    /// since it started opens at once. `--stall-trip false` is the threshold x timeout baseline.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub stall_trip: bool,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -124,6 +128,7 @@ async fn drill(
     config.realtime.database_url = Some(target_url.to_string());
     config.circuit_breaker_failure_threshold = Some(args.failure_threshold.clone());
     config.legacy.timeout_ms = Some(args.timeout_ms);
+    config.breaker_stall_trip = args.stall_trip;
     config.legacy.global_override = Some("realtime_only".into());
     let app = Application::build(config).await?;
     let address = app.local_addr();
