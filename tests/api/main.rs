@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod breakers;
 mod cli;
+mod connections;
 mod consistency;
 mod dashboard_page;
 mod dashboards;
