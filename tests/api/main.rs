@@ -22,6 +22,7 @@ mod realtime;
 mod resilience;
 mod rollouts;
 mod schedules;
+mod secrets;
 mod serve_binary;
 mod shutdown;
 mod stream_sse;
