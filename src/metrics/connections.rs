@@ -201,6 +201,59 @@ impl ConnectionMetrics {
     }
 }
 
+/// The figures above as one document (`/v1/status/stream`'s `connections`).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ConnectionTotals {
+    /// Client TCP connections open now (HTTP, SSE, WebSocket).
+    pub open: i64,
+    /// Connections refused at accept since start (`SWITCHYARD_MAX_CONNECTIONS`).
+    pub refused_total: u64,
+    /// Connections cut since start: headers not sent in time, or a client that stopped reading.
+    pub header_timeouts_total: u64,
+    pub send_timeouts_total: u64,
+    /// Event streams refused since start: too many for their key, or an origin not allowed.
+    pub streams_refused_total: u64,
+    /// Event streams closed on a stalled (send timeout) or silent (no pong) client since start.
+    pub streams_closed_total: u64,
+}
+
+/// The `protocol` labels of the event streams.
+const STREAM_PROTOCOLS: [&str; 4] = ["ws", "sse", "legacy_ws", "ingest_ws"];
+
+impl ConnectionMetrics {
+    pub fn totals(&self) -> ConnectionTotals {
+        let reason = |family: &Family<ReasonLabels, Counter>, reason: CutReason| {
+            family
+                .get_or_create(&ReasonLabels {
+                    reason: reason.as_str(),
+                })
+                .get()
+        };
+        let streams_closed = STREAM_PROTOCOLS
+            .iter()
+            .flat_map(|protocol| {
+                [CutReason::SendTimeout, CutReason::Unresponsive].map(|reason| {
+                    self.streams_closed
+                        .get_or_create(&StreamLabels {
+                            protocol,
+                            reason: reason.as_str(),
+                        })
+                        .get()
+                })
+            })
+            .sum();
+        ConnectionTotals {
+            open: self.open.get(),
+            refused_total: reason(&self.refused, CutReason::MaxConnections),
+            header_timeouts_total: reason(&self.closed, CutReason::HeaderTimeout),
+            send_timeouts_total: reason(&self.closed, CutReason::SendTimeout),
+            streams_refused_total: reason(&self.streams_refused, CutReason::StreamsPerKey)
+                + reason(&self.streams_refused, CutReason::Origin),
+            streams_closed_total: streams_closed,
+        }
+    }
+}
+
 /// An open client connection; dropping it counts the connection as closed.
 pub struct OpenConnection(Gauge);
 

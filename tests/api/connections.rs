@@ -170,6 +170,20 @@ async fn a_websocket_client_that_stops_reading_is_closed_and_counted_while_anoth
         scrape.value("switchyard_subscribers", &[("protocol", "ws")]),
         Some(1.0)
     );
+    // And the operator's live view says so.
+    let response = app.get("/v1/status/stream", app.admin()).await;
+    let sample = crate::support::sse::SseClient::new(response)
+        .next()
+        .await
+        .expect("a status")
+        .json();
+    let clients = &sample["connections"]["clients"];
+    assert_eq!(clients["streams_closed_total"], 1, "{clients}");
+    assert!(
+        clients["send_timeouts_total"].as_u64() >= Some(1),
+        "{clients}"
+    );
+    assert!(clients["open"].as_i64() >= Some(2), "{clients}");
 }
 
 /// A WebSocket upgrade on `path` with this key and, if given, an `Origin`.
