@@ -74,7 +74,8 @@ impl Application {
             pool.clone(),
             config.admin_key.as_deref(),
             config.public_read,
-        );
+        )
+        .with_stream_limit(config.max_streams_per_key);
         let sources = PinSources {
             legacy: config.legacy.clone(),
             flag_env: config.flag_env.clone(),
@@ -180,21 +181,20 @@ impl Application {
         let router = api::router(state.clone());
         let background = spawn_background(&state);
         let trigger = token.clone();
-        // TCP_NODELAY on every accepted socket, as Node's `ws` does: event frames are small and
-        // must not wait for Nagle (p99 at 1,000 subscribers x 100 events/s: 52-123 ms -> 41 ms,
-        // docs/benchmarks.md).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
+        // Header-read timeout, connection cap, send timeout and TCP_NODELAY: `crate::server`.
+        let limits = crate::server::Limits::from_config(&state.config);
+        crate::server::serve(
+            self.listener,
+            router,
+            limits,
+            state.metrics.clone(),
+            async move {
                 signal.await;
                 tracing::info!("shutting down: closing streams and sockets");
                 trigger.cancel();
-            })
-            .await?;
+            },
+        )
+        .await?;
         state.connections.close();
         if tokio::time::timeout(grace, state.connections.wait())
             .await

@@ -69,6 +69,36 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_WS_PING_INTERVAL_S", default_value_t = 25)]
     pub ws_ping_interval_s: u64,
 
+    /// Longest a client may take to send a request's headers, in milliseconds; also how long an
+    /// idle keep-alive connection waits for its next request (hyper times both from the moment
+    /// it starts waiting for a request head). Past it the connection is closed.
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_ms: u64,
+
+    /// Client connections open at once; beyond it a new connection is answered 503 and closed.
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Event streams (`/v1/ws`, `/v1/stream`, `/ws`, `/events`) open at once per API key
+    /// (anonymous readers: per client IP address); beyond it 429 with Retry-After.
+    #[arg(long, env = "SWITCHYARD_MAX_STREAMS_PER_KEY", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams_per_key: u32,
+
+    /// Longest a write to a client may wait, in milliseconds: a WebSocket or SSE client (or any
+    /// HTTP client) that stops reading for this long is disconnected.
+    #[arg(long, env = "SWITCHYARD_SEND_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub send_timeout_ms: u64,
+
+    /// Entries a subscription filter may list per part (event types, categories, sources).
+    #[arg(long, env = "SWITCHYARD_MAX_FILTER_VALUES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_filter_values: u32,
+
+    /// Origins (comma-separated, e.g. `https://dash.example.com,http://localhost:3000`) allowed
+    /// to open WebSockets (`/v1/ws`, `/ws`, `/events`); others get 403. Unset: any origin
+    /// (the legacy dashboard page is served from another origin).
+    #[arg(long, env = "SWITCHYARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+
     /// How long shutdown waits for open connections to finish, in seconds.
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
@@ -307,6 +337,12 @@ impl Config {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 1024,
             ws_ping_interval_s: 25,
+            header_read_timeout_ms: 10_000,
+            max_connections: 10_000,
+            max_streams_per_key: 100,
+            send_timeout_ms: 10_000,
+            max_filter_values: 100,
+            allowed_origins: None,
             shutdown_grace_s: 10,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -332,6 +368,14 @@ impl Config {
         Duration::from_secs(self.idempotency_window_s)
     }
 
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms.max(1))
+    }
+
     pub fn ws_ping_interval(&self) -> Duration {
         Duration::from_secs(self.ws_ping_interval_s.max(1))
     }
@@ -348,18 +392,8 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
     }
 }
 
-/// The URL with its password replaced by `****`, for messages and logs.
-pub fn mask_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("****"));
-            }
-            url.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_string(),
-    }
-}
+/// Database URLs are shown through this one function (kept here too for existing callers).
+pub use crate::store::mask_url;
 
 #[cfg(test)]
 mod tests {
@@ -374,14 +408,5 @@ mod tests {
             assert_eq!(parse_bool(no), Ok(false));
         }
         assert!(parse_bool("maybe").is_err());
-    }
-
-    #[test]
-    fn mask_url_hides_the_password_only() {
-        assert_eq!(
-            mask_url("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:****@db:5432/x"
-        );
-        assert_eq!(mask_url("postgres://app@db/x"), "postgres://app@db/x");
     }
 }

@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgNotification;
 
 use super::error::ApiError;
+use super::stream_limit::{StreamLimiter, StreamOwner};
 pub use crate::auth::{Principal, Scope};
 use crate::store::keys::{self, hash_key};
 use crate::store::listen::{self, Follower};
@@ -34,6 +35,8 @@ pub struct Authenticator {
     admin_key_hash: Option<[u8; 32]>,
     public_read: bool,
     cache: Cache<[u8; 32], Option<Arc<Principal>>>,
+    /// Event streams open per key (`super::stream_limit`).
+    streams: StreamLimiter,
 }
 
 impl Authenticator {
@@ -46,13 +49,29 @@ impl Authenticator {
                 .max_capacity(10_000)
                 .time_to_live(KEY_CACHE_TTL)
                 .build(),
+            streams: StreamLimiter::new(100),
         }
+    }
+
+    /// At most `max_per_key` event streams open at once per key (`SWITCHYARD_MAX_STREAMS_PER_KEY`).
+    pub fn with_stream_limit(mut self, max_per_key: u32) -> Self {
+        self.streams = StreamLimiter::new(max_per_key);
+        self
+    }
+
+    /// The per-key count of open event streams.
+    pub fn streams(&self) -> &StreamLimiter {
+        &self.streams
     }
 
     /// The principal behind a presented key, or 401.
     pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, ApiError> {
         let hash = hash_key(key);
-        if self.admin_key_hash.as_ref() == Some(&hash) {
+        if self
+            .admin_key_hash
+            .as_ref()
+            .is_some_and(|admin| digests_equal(admin, &hash))
+        {
             return Ok(Arc::new(Principal {
                 name: "SWITCHYARD_ADMIN_KEY".into(),
                 scope: Scope::Admin,
@@ -123,6 +142,14 @@ impl Authenticator {
     }
 }
 
+/// Compares two digests in time that does not depend on where they differ (`==` on arrays
+/// stops at the first differing byte, which a patient client could time byte by byte).
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimiser from turning the fold back into an early exit.
+    std::hint::black_box(difference) == 0
+}
+
 /// The key a request presents, from the header or the `token` query parameter.
 pub fn presented_key(parts: &Parts) -> Option<String> {
     let bearer = parts
@@ -187,6 +214,9 @@ where
         let auth = Authenticator::from_ref(state);
         let key = presented_key(parts);
         let principal = auth.authorize(key.as_deref(), S::SCOPE).await?;
+        // Whose streams this request's would be (`StreamSlot`, extracted after this one).
+        let owner = key.is_some().then(|| principal.name.clone());
+        parts.extensions.insert(StreamOwner(owner));
         Ok(Self {
             principal,
             _scope: PhantomData,
@@ -213,6 +243,22 @@ impl Follower for Authenticator {
             tracing::debug!(error = %error, "key revocation listener cannot connect");
         } else {
             tracing::warn!(error = %error, "key revocation listener lost its connection");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digests_equal;
+
+    #[test]
+    fn digests_compare_equal_only_when_every_byte_matches() {
+        let a = [7u8; 32];
+        assert!(digests_equal(&a, &a.clone()));
+        for at in [0, 15, 31] {
+            let mut b = a;
+            b[at] ^= 1;
+            assert!(!digests_equal(&a, &b), "differs at byte {at}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The legacy monitoring server's surface, kept so its dashboards and producers work
 //! unchanged: the dashboard WebSocket `GET /ws`, the ingest WebSocket `GET /events`, and
-//! `GET /status`.
+//! `GET /status`. Both sockets are pinged like `/v1/ws` (closed with 4002 when the client
+//! answers nothing for two intervals) and every send is bounded by the send timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +20,15 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Publisher, Reader};
-use super::subscribe::{SubscriberState, configure};
+use super::origin::AllowedOrigin;
+use super::stream_guard::{SendFailure, send_within};
+use super::stream_limit::StreamSlot;
+use super::subscribe::{CLOSE_UNRESPONSIVE, SubscriberState, configure};
 use crate::event::parse_event;
 use crate::hub::legacy::{frame_value, rfc3339};
 use crate::hub::{Cursor, Delivery, Hub, Published};
 use crate::ingest::Ingest;
+use crate::metrics::connections::CutReason;
 use crate::metrics::{Metrics, Protocol};
 
 /// Events sent in `initial_stats.recent_events`.
@@ -37,6 +42,8 @@ pub struct IngestSocketState {
     pub shutdown: CancellationToken,
     /// Sockets are tracked so shutdown waits for their goodbyes.
     pub connections: TaskTracker,
+    pub ping_interval: Duration,
+    pub send_timeout: Duration,
 }
 
 impl FromRef<AppState> for IngestSocketState {
@@ -46,6 +53,8 @@ impl FromRef<AppState> for IngestSocketState {
             metrics: state.metrics.clone(),
             shutdown: state.shutdown.clone(),
             connections: state.connections.clone(),
+            ping_interval: state.config.ws_ping_interval(),
+            send_timeout: state.config.send_timeout(),
         }
     }
 }
@@ -73,56 +82,118 @@ pub async fn status(State(hub): State<Hub>) -> Json<Status> {
 /// frame shapes; answers `{"command": ...}` frames.
 #[utoipa::path(
     get, path = "/ws", tag = "legacy",
-    responses((status = 101, description = "Switching to the WebSocket protocol")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "No valid key", body = super::error::Problem),
+        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the read scope", body = super::error::Problem),
+        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
+    ),
     security(("bearer" = []), ("api_key" = []), ())
 )]
 pub async fn dashboard_ws(
+    _origin: AllowedOrigin,
     _access: Reader,
+    slot: StreamSlot,
     State(state): State<SubscriberState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let tracker = state.connections.clone();
-    configure(upgrade)
-        .on_upgrade(move |socket| tracker.track_future(dashboard_session(socket, state)))
+    configure(upgrade).on_upgrade(move |socket| {
+        tracker.track_future(async move {
+            dashboard_session(socket, state).await;
+            drop(slot);
+        })
+    })
+}
+
+/// How a legacy socket's loop ended: a close the server sends (code, reason), or the client
+/// gone or stalled.
+type Ended = Result<(u16, &'static str), SendFailure>;
+
+const SHUTTING_DOWN: (u16, &str) = (1001, "server shutting down");
+const UNRESPONSIVE: (u16, &str) = (CLOSE_UNRESPONSIVE, "no answer to pings");
+
+/// Says goodbye as the loop decided, and counts a close on a stalled or silent client.
+async fn finish<Tx>(
+    sink: &mut Tx,
+    ended: Ended,
+    protocol: &'static str,
+    limit: Duration,
+    metrics: &Metrics,
+) where
+    Tx: futures_util::Sink<Message> + Unpin,
+    Tx::Error: std::error::Error + 'static,
+{
+    match ended {
+        Ok((code, reason)) => {
+            if code == CLOSE_UNRESPONSIVE {
+                metrics
+                    .connections()
+                    .stream_closed(protocol, CutReason::Unresponsive);
+            }
+            let bye = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = send_within(limit, sink.send(Message::Close(Some(bye)))).await;
+        }
+        Err(SendFailure::Stalled) => metrics
+            .connections()
+            .stream_closed(protocol, CutReason::SendTimeout),
+        Err(SendFailure::Gone) => {}
+    }
 }
 
 async fn dashboard_session(socket: WebSocket, state: SubscriberState) {
     let _connected = state.metrics.subscriber(Protocol::LegacyWs);
-    let hub = state.hub.clone();
     let (mut sink, mut stream) = socket.split();
-    let mut cursor = Cursor::live(&hub);
-    if sink.send(text(initial_stats(&hub))).await.is_err() {
-        return;
-    }
-    let mut ping = tokio::time::interval(state.ping_interval);
-    ping.tick().await;
-    loop {
-        let outgoing = tokio::select! {
-            _ = state.shutdown.cancelled() => {
-                let bye = CloseFrame { code: 1001, reason: "server shutting down".into() };
-                let _ = sink.send(Message::Close(Some(bye))).await;
-                return;
-            }
-            _ = ping.tick() => Message::Ping(Default::default()),
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(raw))) => text(answer_command(&hub, &raw)),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => continue,
-            },
-            delivery = cursor.next() => match delivery {
-                Delivery::Event(published) => Message::Text(published.legacy_frame.clone()),
-                // The legacy protocol has no resume; a lagging legacy dashboard is told and
-                // carries on from the newest events.
-                Delivery::Lagged(lagged) => {
-                    text(json!({"type": "lagged", "missed": lagged.missed, "timestamp": rfc3339(Utc::now())}))
+    let limit = state.send_timeout;
+    let ended = async {
+        let hub = &state.hub;
+        let mut cursor = Cursor::live(hub);
+        send_within(limit, sink.send(text(initial_stats(hub)))).await?;
+        let mut ping = tokio::time::interval(state.ping_interval);
+        ping.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            let outgoing = tokio::select! {
+                _ = state.shutdown.cancelled() => return Ok(SHUTTING_DOWN),
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > state.ping_interval * 2 {
+                        return Ok(UNRESPONSIVE);
+                    }
+                    Message::Ping(Default::default())
                 }
-                Delivery::PastHistory { .. } | Delivery::Closed => return,
-            },
-        };
-        if sink.send(outgoing).await.is_err() {
-            return;
+                incoming = stream.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(raw))) => text(answer_command(hub, &raw)),
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(SendFailure::Gone),
+                        Some(Ok(_)) => continue,
+                    }
+                }
+                delivery = cursor.next() => match delivery {
+                    Delivery::Event(published) => Message::Text(published.legacy_frame.clone()),
+                    // The legacy protocol has no resume; a lagging legacy dashboard is told and
+                    // carries on from the newest events.
+                    Delivery::Lagged(lagged) => {
+                        text(json!({"type": "lagged", "missed": lagged.missed, "timestamp": rfc3339(Utc::now())}))
+                    }
+                    Delivery::PastHistory { .. } | Delivery::Closed => return Err(SendFailure::Gone),
+                },
+            };
+            send_within(limit, sink.send(outgoing)).await?;
         }
     }
+    .await;
+    finish(
+        &mut sink,
+        ended,
+        Protocol::LegacyWs.as_str(),
+        limit,
+        &state.metrics,
+    )
+    .await;
 }
 
 fn text(value: Value) -> Message {
@@ -215,52 +286,66 @@ fn time_series(events: &[Arc<Published>], interval_minutes: f64) -> Vec<Value> {
 /// The legacy ingest WebSocket: one event a text frame, each answered.
 #[utoipa::path(
     get, path = "/events", tag = "legacy",
-    responses((status = 101, description = "Switching to the WebSocket protocol")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "No valid key", body = super::error::Problem),
+        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the publish scope", body = super::error::Problem),
+        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
+    ),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn ingest_ws(
+    _origin: AllowedOrigin,
     _access: Publisher,
+    slot: StreamSlot,
     State(state): State<IngestSocketState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let IngestSocketState {
-        ingest,
-        metrics,
-        shutdown,
-        connections: tracker,
-    } = state;
+    let tracker = state.connections.clone();
     configure(upgrade).on_upgrade(move |socket| {
-        tracker.track_future(ingest_session(socket, ingest, metrics, shutdown))
+        tracker.track_future(async move {
+            ingest_session(socket, state).await;
+            drop(slot);
+        })
     })
 }
 
-async fn ingest_session(
-    mut socket: WebSocket,
-    ingest: Ingest,
-    metrics: Metrics,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let incoming = tokio::select! {
-            _ = shutdown.cancelled() => {
-                let bye = CloseFrame { code: 1001, reason: "server shutting down".into() };
-                let _ = socket.send(Message::Close(Some(bye))).await;
-                return;
-            }
-            incoming = socket.recv() => incoming,
-        };
-        let reply = match incoming {
-            Some(Ok(Message::Text(raw))) => ingest_frame(&ingest, &metrics, &raw).await,
-            Some(Ok(Message::Binary(_))) => {
-                json!({"status": "error", "message": "send events as text frames"})
-            }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-            Some(Ok(_)) => continue,
-        };
-        if socket.send(text(reply)).await.is_err() {
-            return;
+/// The label of `/events` in the stream metrics.
+const INGEST_PROTOCOL: &str = "ingest_ws";
+
+async fn ingest_session(mut socket: WebSocket, state: IngestSocketState) {
+    let limit = state.send_timeout;
+    let ended = async {
+        let mut ping = tokio::time::interval(state.ping_interval);
+        ping.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            let reply = tokio::select! {
+                _ = state.shutdown.cancelled() => return Ok(SHUTTING_DOWN),
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > state.ping_interval * 2 {
+                        return Ok(UNRESPONSIVE);
+                    }
+                    send_within(limit, socket.send(Message::Ping(Default::default()))).await?;
+                    continue;
+                }
+                incoming = socket.recv() => {
+                    last_heard = tokio::time::Instant::now();
+                    match incoming {
+                        Some(Ok(Message::Text(raw))) => ingest_frame(&state.ingest, &state.metrics, &raw).await,
+                        Some(Ok(Message::Binary(_))) => {
+                            json!({"status": "error", "message": "send events as text frames"})
+                        }
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(SendFailure::Gone),
+                        Some(Ok(_)) => continue,
+                    }
+                }
+            };
+            send_within(limit, socket.send(text(reply))).await?;
         }
     }
+    .await;
+    finish(&mut socket, ended, INGEST_PROTOCOL, limit, &state.metrics).await;
 }
 
 async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {

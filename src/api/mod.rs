@@ -15,6 +15,7 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod origin;
 pub mod prometheus;
 pub mod realtime;
 pub mod rollouts;
@@ -23,6 +24,8 @@ pub mod state;
 pub mod status_stream;
 pub mod strategy;
 pub mod stream;
+pub mod stream_guard;
+pub mod stream_limit;
 pub mod subscribe;
 
 use axum::Router;

@@ -17,6 +17,8 @@ use super::AppState;
 use super::auth::Reader;
 use super::error::Problem;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::metrics::connections::ConnectionTotals;
 use crate::realtime::{RealtimePath, RealtimeStatus};
 use crate::validator::{ValidationSummary, Validator};
 
@@ -34,6 +36,8 @@ pub struct ConnectionCounts {
     pub lagged_total: u64,
     /// Subscribers closed because they fell behind past the history.
     pub dropped_total: u64,
+    /// Client connections and event streams: open, refused and cut by the server's limits.
+    pub clients: ConnectionTotals,
 }
 
 /// One `status` event.
@@ -60,6 +64,7 @@ pub struct StatusStreamState {
     pub realtime: RealtimePath,
     pub validator: Validator,
     pub shutdown: CancellationToken,
+    pub metrics: Metrics,
 }
 
 impl FromRef<AppState> for StatusStreamState {
@@ -70,6 +75,7 @@ impl FromRef<AppState> for StatusStreamState {
             realtime: state.realtime.clone(),
             validator: state.validator.clone(),
             shutdown: state.shutdown.clone(),
+            metrics: state.metrics.clone(),
         }
     }
 }
@@ -86,6 +92,7 @@ fn sample(state: &StatusStreamState) -> StatusSample {
             subscribers_total: counters.subscribers_total.load(Ordering::Relaxed),
             lagged_total: counters.lagged.load(Ordering::Relaxed),
             dropped_total: counters.dropped_subscribers.load(Ordering::Relaxed),
+            clients: state.metrics.connections().totals(),
         },
         realtime: state.realtime.status(),
         validation: state.validator.summary().as_ref().clone(),

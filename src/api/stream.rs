@@ -1,10 +1,13 @@
 //! `GET /v1/stream`: events as Server-Sent Events, with the `/v1/ws` filters as query
 //! parameters. `id:` is the offset; a reconnecting EventSource sends it back as
-//! `Last-Event-ID` and gets exactly what it missed, when history still holds it.
+//! `Last-Event-ID` and gets exactly what it missed, when history still holds it. A client
+//! that stops reading is cut by the socket's send timeout (`crate::server`), and counted here
+//! as `send_timeout` when its stream is dropped.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{FromRef, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -17,9 +20,13 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
+use super::stream_guard::oversized_filter;
+use super::stream_limit::StreamSlot;
 use crate::hub::frames::encode;
 use crate::hub::{Cursor, Delivery, Filter, Hub, Position, Published};
+use crate::metrics::connections::CutReason;
 use crate::metrics::{Metrics, Protocol};
+use crate::server::ClientConnection;
 
 /// What the event stream needs of the application.
 #[derive(Clone)]
@@ -27,6 +34,8 @@ pub struct StreamState {
     pub hub: Hub,
     pub shutdown: CancellationToken,
     pub metrics: Metrics,
+    /// Values per filter list (`SWITCHYARD_MAX_FILTER_VALUES`).
+    pub max_filter_values: usize,
 }
 
 impl FromRef<AppState> for StreamState {
@@ -35,6 +44,7 @@ impl FromRef<AppState> for StreamState {
             hub: state.hub.clone(),
             shutdown: state.shutdown.clone(),
             metrics: state.metrics.clone(),
+            max_filter_values: state.config.max_filter_values as usize,
         }
     }
 }
@@ -65,11 +75,15 @@ pub struct StreamQuery {
         (status = 200, description = "An event stream", content_type = "text/event-stream"),
         (status = 400, description = "Bad filter", body = super::error::Problem),
         (status = 401, description = "No valid key", body = super::error::Problem),
+        (status = 403, description = "A key without the read scope", body = super::error::Problem),
+        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]
 pub async fn v1_stream(
     _access: Reader,
+    slot: StreamSlot,
+    connection: Option<Extension<ClientConnection>>,
     State(state): State<StreamState>,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
@@ -80,6 +94,9 @@ pub async fn v1_stream(
         query.categories.as_deref(),
         query.sources.as_deref(),
     );
+    if let Some(error) = oversized_filter(&filter, state.max_filter_values) {
+        return Err(ApiError::Validation(vec![error]));
+    }
     let unknown = filter.unknown_categories();
     if !unknown.is_empty() {
         return Err(ApiError::Validation(vec![crate::event::FieldError {
@@ -101,7 +118,12 @@ pub async fn v1_stream(
             .unwrap_or_else(|| state.hub.epoch().to_string()),
         offset,
     });
-    let stream = events(state, filter, since);
+    let guard = StreamGuard {
+        _slot: slot,
+        connection: connection.map(|Extension(c)| c),
+        metrics: state.metrics.clone(),
+    };
+    let stream = events(state, filter, since, guard);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -111,13 +133,16 @@ fn events(
     state: StreamState,
     filter: Filter,
     since: Option<Position>,
+    guard: StreamGuard,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let StreamState {
         hub,
         shutdown,
         metrics,
+        ..
     } = state;
     async_stream::stream! {
+        let _guard = guard;
         let _connected = metrics.subscriber(Protocol::Sse);
         let (mut cursor, start) = Cursor::resume(&hub, filter, since.as_ref());
         yield Ok(SseEvent::default().event("subscribed").data(encode(&start.subscribed)));
@@ -157,4 +182,26 @@ fn event_of(published: &Published) -> SseEvent {
         .id(published.offset.to_string())
         .event("event")
         .data(published.frame.as_str())
+}
+
+/// Held by a stream for its life: its slot under the per-key cap, and, when it is dropped
+/// because a write to its client timed out, the count of that.
+struct StreamGuard {
+    _slot: StreamSlot,
+    connection: Option<ClientConnection>,
+    metrics: Metrics,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self
+            .connection
+            .as_ref()
+            .is_some_and(ClientConnection::stalled)
+        {
+            self.metrics
+                .connections()
+                .stream_closed(Protocol::Sse.as_str(), CutReason::SendTimeout);
+        }
+    }
 }

@@ -4,7 +4,10 @@
 //! optional, sent again to change the filter) and `{"op":"ping"}`. Server frames: `subscribed`,
 //! `event`, `lagged`, `pong`, `error`. Close codes: 1001 on shutdown, 4001 when the client fell
 //! behind past the history ring (reconnect with `since`), 4002 when it stopped answering pings.
+//! A client that stops reading is cut once a send waits past the send timeout (no close
+//! frame: it would not be read), counted as `send_timeout`.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -19,8 +22,12 @@ use tokio_util::task::TaskTracker;
 
 use super::AppState;
 use super::auth::Reader;
+use super::origin::AllowedOrigin;
+use super::stream_guard::{SendFailure, oversized_filter, send_within};
+use super::stream_limit::StreamSlot;
 use crate::hub::frames::ServerFrame;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
+use crate::metrics::connections::CutReason;
 use crate::metrics::{Metrics, Protocol};
 
 /// Close code for a client that stopped answering pings.
@@ -49,6 +56,10 @@ pub struct SubscriberState {
     pub connections: TaskTracker,
     pub metrics: Metrics,
     pub ping_interval: Duration,
+    /// Longest one send to the client may wait (`SWITCHYARD_SEND_TIMEOUT_MS`).
+    pub send_timeout: Duration,
+    /// Values per filter list (`SWITCHYARD_MAX_FILTER_VALUES`).
+    pub max_filter_values: usize,
 }
 
 impl FromRef<AppState> for SubscriberState {
@@ -59,6 +70,8 @@ impl FromRef<AppState> for SubscriberState {
             connections: state.connections.clone(),
             metrics: state.metrics.clone(),
             ping_interval: state.config.ws_ping_interval(),
+            send_timeout: state.config.send_timeout(),
+            max_filter_values: state.config.max_filter_values as usize,
         }
     }
 }
@@ -69,31 +82,25 @@ impl FromRef<AppState> for SubscriberState {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 401, description = "No valid key", body = super::error::Problem),
+        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the read scope", body = super::error::Problem),
+        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]
 pub async fn v1_ws(
+    _origin: AllowedOrigin,
     _access: Reader,
+    slot: StreamSlot,
     State(state): State<SubscriberState>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let SubscriberState {
-        hub,
-        shutdown,
-        connections: tracker,
-        metrics,
-        ping_interval,
-    } = state;
-    let session = Session {
-        hub,
-        shutdown,
-        ping_interval,
-    };
+    let tracker = state.connections.clone();
+    let session = Session::new(state);
     configure(upgrade).on_upgrade(move |socket: WebSocket| {
-        let connected = metrics.subscriber(Protocol::Ws);
+        let connected = session.metrics.subscriber(Protocol::Ws);
         tracker.track_future(async move {
             session.run(socket).await;
-            drop(connected);
+            drop((connected, slot));
         })
     })
 }
@@ -118,33 +125,77 @@ pub struct Session {
     pub hub: Hub,
     pub shutdown: CancellationToken,
     pub ping_interval: Duration,
+    pub send_timeout: Duration,
+    pub max_filter_values: usize,
+    pub metrics: Metrics,
 }
 
 /// Why a session ended, when the server ends it.
 enum Ending {
     Close(u16, &'static str),
     Gone,
+    /// A send waited past the send timeout: the client stopped reading.
+    Stalled,
+}
+
+impl From<SendFailure> for Ending {
+    fn from(failure: SendFailure) -> Self {
+        match failure {
+            SendFailure::Gone => Ending::Gone,
+            SendFailure::Stalled => Ending::Stalled,
+        }
+    }
 }
 
 impl Session {
-    pub async fn run(self, mut socket: WebSocket) {
-        let ending = self.serve(&mut socket).await;
-        if let Ending::Close(code, reason) = ending {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
+    pub fn new(state: SubscriberState) -> Self {
+        Self {
+            hub: state.hub,
+            shutdown: state.shutdown,
+            ping_interval: state.ping_interval,
+            send_timeout: state.send_timeout,
+            max_filter_values: state.max_filter_values,
+            metrics: state.metrics,
         }
     }
 
-    /// The session loop. It wakes once per event burst per subscriber, so it is the hot path
-    /// of fan-out: the socket is not split (a split pair takes a lock on every poll) and the
-    /// shutdown future is made once rather than re-registered on every wake-up.
-    async fn serve<S>(&self, socket: &mut S) -> Ending
+    pub async fn run(self, mut socket: WebSocket) {
+        let ending = match self.serve(&mut socket).await {
+            Err(ending) => ending,
+            Ok(never) => match never {},
+        };
+        match ending {
+            Ending::Close(code, reason) => {
+                if code == CLOSE_UNRESPONSIVE {
+                    self.metrics
+                        .connections()
+                        .stream_closed(Protocol::Ws.as_str(), CutReason::Unresponsive);
+                }
+                let frame = CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                };
+                let _ =
+                    send_within(self.send_timeout, socket.send(Message::Close(Some(frame)))).await;
+            }
+            Ending::Stalled => self
+                .metrics
+                .connections()
+                .stream_closed(Protocol::Ws.as_str(), CutReason::SendTimeout),
+            Ending::Gone => {}
+        }
+    }
+
+    /// The session loop; returns only with why it ended. It wakes once per event burst per
+    /// subscriber, so it is the hot path of fan-out: the socket is not split (a split pair
+    /// takes a lock on every poll) and the shutdown future is made once rather than
+    /// re-registered on every wake-up. Every send is bounded by the send timeout.
+    async fn serve<S>(&self, socket: &mut S) -> Result<Infallible, Ending>
     where
         S: Sink<Message> + Stream<Item = Result<Message, axum::Error>> + Unpin,
+        S::Error: std::error::Error + 'static,
     {
+        let limit = self.send_timeout;
         let mut active: Option<Cursor> = None;
         let mut system = self.hub.subscribe_system();
         let mut ping = tokio::time::interval(self.ping_interval);
@@ -154,84 +205,87 @@ impl Session {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
-                _ = &mut shutdown => return Ending::Close(1001, "server shutting down"),
+                _ = &mut shutdown => return Err(Ending::Close(1001, "server shutting down")),
                 incoming = socket.next() => {
-                    let Some(Ok(message)) = incoming else { return Ending::Gone };
+                    let Some(Ok(message)) = incoming else { return Err(Ending::Gone) };
                     last_heard = Instant::now();
                     match message {
-                        Message::Text(text) => {
-                            if self.handle_frame(&text, &mut active, socket).await.is_err() {
-                                return Ending::Gone;
-                            }
-                        }
+                        Message::Text(text) => self.handle_frame(&text, &mut active, socket).await?,
                         Message::Binary(_) => {
                             let reply = error_frame("unsupported", "binary frames are not part of the protocol");
-                            if socket.send(reply).await.is_err() { return Ending::Gone; }
+                            send_within(limit, socket.send(reply)).await?;
                         }
-                        Message::Close(_) => return Ending::Gone,
+                        Message::Close(_) => return Err(Ending::Gone),
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
                 frame = system.recv() => match frame {
-                    Ok(frame) => {
-                        if socket.send(Message::Text(frame)).await.is_err() { return Ending::Gone; }
-                    }
+                    Ok(frame) => send_within(limit, socket.send(Message::Text(frame))).await?,
                     Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return Ending::Close(1001, "server shutting down"),
+                    Err(RecvError::Closed) => return Err(Ending::Close(1001, "server shutting down")),
                 },
                 delivery = next_delivery(&mut active) => {
                     let Some(cursor) = active.as_mut() else { continue };
-                    match deliver(delivery, cursor, socket).await {
-                        Ok(None) => {}
-                        Ok(Some(ending)) => return ending,
-                        Err(()) => return Ending::Gone,
-                    }
+                    send_within(limit, deliver(delivery, cursor, socket)).await??;
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > self.ping_interval * 2 {
-                        return Ending::Close(CLOSE_UNRESPONSIVE, "no answer to pings");
+                        return Err(Ending::Close(CLOSE_UNRESPONSIVE, "no answer to pings"));
                     }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        return Ending::Gone;
-                    }
+                    send_within(limit, socket.send(Message::Ping(Default::default()))).await?;
                 }
             }
         }
     }
 
-    async fn handle_frame<Tx: Sink<Message> + Unpin>(
+    async fn handle_frame<Tx>(
         &self,
         text: &str,
         active: &mut Option<Cursor>,
         sink: &mut Tx,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Ending>
+    where
+        Tx: Sink<Message> + Unpin,
+        Tx::Error: std::error::Error + 'static,
+    {
+        let limit = self.send_timeout;
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => frame,
             Err(e) => {
-                return send(
-                    sink,
-                    error_frame("bad_request", &format!("unreadable frame: {e}")),
-                )
-                .await;
+                let reply = error_frame("bad_request", &format!("unreadable frame: {e}"));
+                return Ok(send_within(limit, sink.send(reply)).await?);
             }
         };
         match frame {
-            ClientFrame::Ping => send(sink, Message::Text(ServerFrame::Pong.encode())).await,
+            ClientFrame::Ping => {
+                let pong = Message::Text(ServerFrame::Pong.encode());
+                Ok(send_within(limit, sink.send(pong)).await?)
+            }
             ClientFrame::Subscribe { filter, since } => {
                 let unknown = filter.unknown_categories();
-                if !unknown.is_empty() {
-                    let message = format!("unknown categories: {}", unknown.join(", "));
-                    return send(sink, error_frame("bad_filter", &message)).await;
+                let refusal = if let Some(error) = oversized_filter(&filter, self.max_filter_values)
+                {
+                    Some(format!("{}: {}", error.field, error.message))
+                } else if !unknown.is_empty() {
+                    Some(format!("unknown categories: {}", unknown.join(", ")))
+                } else {
+                    None
+                };
+                if let Some(message) = refusal {
+                    return Ok(
+                        send_within(limit, sink.send(error_frame("bad_filter", &message))).await?,
+                    );
                 }
                 let (cursor, start) = Cursor::resume(&self.hub, filter, since.as_ref());
                 let subscribed = ServerFrame::Subscribed(&start.subscribed).encode();
-                sink.feed(Message::Text(subscribed)).await.map_err(drop)?;
-                for published in &start.replay {
-                    sink.feed(Message::Text(published.frame.clone()))
-                        .await
-                        .map_err(drop)?;
-                }
-                sink.flush().await.map_err(drop)?;
+                send_within(limit, async {
+                    sink.feed(Message::Text(subscribed)).await?;
+                    for published in &start.replay {
+                        sink.feed(Message::Text(published.frame.clone())).await?;
+                    }
+                    sink.flush().await
+                })
+                .await?;
                 *active = Some(cursor);
                 Ok(())
             }
@@ -240,38 +294,36 @@ impl Session {
 }
 
 /// Sends what the cursor has (and whatever else is ready, in one flush). Ends the session
-/// when the client fell behind past history or the hub closed.
+/// (the inner `Err`) when the client fell behind past history or the hub closed.
 async fn deliver<Tx: Sink<Message> + Unpin>(
     first: Delivery,
     cursor: &mut Cursor,
     sink: &mut Tx,
-) -> Result<Option<Ending>, ()> {
+) -> Result<Result<(), Ending>, Tx::Error> {
     let mut next = Some(first);
     for _ in 0..MAX_BATCH_FRAMES {
         let Some(delivery) = next else { break };
         match delivery {
             Delivery::Event(published) => {
-                sink.feed(Message::Text(published.frame.clone()))
-                    .await
-                    .map_err(drop)?;
+                sink.feed(Message::Text(published.frame.clone())).await?;
             }
             Delivery::Lagged(lagged) => {
                 let notice = ServerFrame::Lagged(lagged).encode();
-                sink.feed(Message::Text(notice)).await.map_err(drop)?;
+                sink.feed(Message::Text(notice)).await?;
             }
             Delivery::PastHistory { .. } => {
-                sink.flush().await.map_err(drop)?;
-                return Ok(Some(Ending::Close(
+                sink.flush().await?;
+                return Ok(Err(Ending::Close(
                     CLOSE_LAGGED_PAST_HISTORY,
                     "lagged past history; reconnect with since",
                 )));
             }
-            Delivery::Closed => return Ok(Some(Ending::Close(1001, "server shutting down"))),
+            Delivery::Closed => return Ok(Err(Ending::Close(1001, "server shutting down"))),
         }
         next = cursor.try_next();
     }
-    sink.flush().await.map_err(drop)?;
-    Ok(None)
+    sink.flush().await?;
+    Ok(Ok(()))
 }
 
 async fn next_delivery(active: &mut Option<Cursor>) -> Delivery {
@@ -279,10 +331,6 @@ async fn next_delivery(active: &mut Option<Cursor>) -> Delivery {
         Some(cursor) => cursor.next().await,
         None => std::future::pending().await,
     }
-}
-
-async fn send<Tx: Sink<Message> + Unpin>(sink: &mut Tx, message: Message) -> Result<(), ()> {
-    sink.send(message).await.map_err(drop)
 }
 
 pub fn error_frame(code: &str, message: &str) -> Message {

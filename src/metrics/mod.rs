@@ -10,6 +10,7 @@
 //! breaker transitions ([`follow`]), Realtime write latency ([`latency`]) and the validator's
 //! figures ([`validation`]). Every name starts with `switchyard_`; the README lists them all.
 
+pub mod connections;
 mod follow;
 pub mod http;
 pub mod latency;
@@ -109,6 +110,7 @@ struct Inner {
     http: http::HttpMetrics,
     validation: ValidationMetrics,
     rollouts: rollouts::RolloutMetrics,
+    connections: connections::ConnectionMetrics,
 }
 
 impl Metrics {
@@ -157,6 +159,7 @@ impl Metrics {
         let http = http::HttpMetrics::register(&mut registry);
         let validation = ValidationMetrics::register(&mut registry);
         let rollouts = rollouts::RolloutMetrics::register(&mut registry);
+        let connections = connections::ConnectionMetrics::register(&mut registry);
         let transitions = follow::register_transitions(&mut registry);
         follow::spawn(&sources, transitions, flag_changes, shutdown);
         registry.register_collector(Box::new(scrape::Scraped::new(sources)));
@@ -171,6 +174,7 @@ impl Metrics {
                 http,
                 validation,
                 rollouts,
+                connections,
             }),
         }
     }
@@ -246,6 +250,11 @@ impl Metrics {
 
     pub fn validation(&self) -> &ValidationMetrics {
         &self.inner.validation
+    }
+
+    /// Connections and streams refused or cut, with their reasons; open connections.
+    pub fn connections(&self) -> &connections::ConnectionMetrics {
+        &self.inner.connections
     }
 }
 

@@ -7,8 +7,10 @@ pub mod flags;
 pub mod keys;
 pub mod listen;
 pub mod pool;
+pub mod redact;
 pub mod rollouts;
 pub mod schedules;
 pub mod validation;
 
 pub use pool::{StartupError, connect_and_migrate};
+pub use redact::mask_url;
