@@ -5,6 +5,7 @@
 mod architecture;
 mod auth;
 mod breakers;
+mod category_share;
 mod cli;
 mod consistency;
 mod dashboard_page;
