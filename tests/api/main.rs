@@ -9,6 +9,7 @@ mod category_share;
 mod cli;
 mod consistency;
 mod dashboard_page;
+mod dashboard_public;
 mod dashboards;
 mod fault_proxy;
 mod flags;

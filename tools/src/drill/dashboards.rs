@@ -20,6 +20,9 @@ pub struct Seen {
     pub transport_changes: Vec<String>,
     /// Lag notices: the server told this dashboard it fell behind.
     pub lagged: usize,
+    /// Events that arrived after the sentinel (read for a quiet second after it): the hub
+    /// does not order events accepted by concurrent requests, so a late one is not lost.
+    pub after_sentinel: usize,
 }
 
 /// Only the fields the drill reads; serde skips the rest of each frame.
@@ -40,6 +43,9 @@ struct EventHead {
     event_type: String,
 }
 
+/// How long a dashboard keeps reading after the sentinel with nothing arriving.
+const QUIET_AFTER_SENTINEL: Duration = Duration::from_secs(1);
+
 pub struct Dashboards {
     tasks: Vec<JoinHandle<anyhow::Result<Seen>>>,
 }
@@ -59,7 +65,17 @@ impl Dashboards {
                 .await?;
             tasks.push(tokio::spawn(async move {
                 let mut seen = Seen::default();
-                while let Some(message) = ws.next().await {
+                let mut ended = false;
+                loop {
+                    let next = if ended {
+                        match tokio::time::timeout(QUIET_AFTER_SENTINEL, ws.next()).await {
+                            Ok(next) => next,
+                            Err(_) => return Ok(seen),
+                        }
+                    } else {
+                        ws.next().await
+                    };
+                    let Some(message) = next else { break };
                     let Message::Text(text) = message? else {
                         continue;
                     };
@@ -68,15 +84,21 @@ impl Dashboards {
                     };
                     match (frame.op.as_str(), frame.kind.as_deref(), frame.event) {
                         ("event", _, Some(event)) if event.event_type == "sentinel" => {
-                            return Ok(seen);
+                            ended = true;
                         }
-                        ("event", _, Some(event)) => seen.ids.push(event.id),
+                        ("event", _, Some(event)) => {
+                            seen.ids.push(event.id);
+                            seen.after_sentinel += usize::from(ended);
+                        }
                         ("system", Some("transport_changed"), _) => seen
                             .transport_changes
                             .push(frame.transport.unwrap_or_default()),
                         ("lagged", _, _) => seen.lagged += 1,
                         _ => {}
                     }
+                }
+                if ended {
+                    return Ok(seen);
                 }
                 anyhow::bail!("the subscription ended before the sentinel")
             }));

@@ -129,7 +129,7 @@ async fn drill(
         let _ = stopped.await;
     }));
 
-    let timeline = Timeline::start();
+    let timeline = Timeline::start(!args.json);
     let plans = Plans::new(&base, &admin_key);
     plans.prepare().await?;
     timeline

@@ -36,18 +36,24 @@ const CONSISTENCY_TARGET: f64 = 99.9;
 pub struct Timeline {
     start: Instant,
     entries: Arc<Mutex<Vec<(f64, String)>>>,
+    /// Print each entry to stderr as it happens (the text report's progress).
+    progress: bool,
 }
 
 impl Timeline {
-    pub fn start() -> Self {
+    pub fn start(progress: bool) -> Self {
         Self {
             start: Instant::now(),
             entries: Arc::default(),
+            progress,
         }
     }
 
     pub async fn note(&self, what: &str) {
         let at = self.start.elapsed().as_secs_f64();
+        if self.progress {
+            eprintln!("  {at:>7.2} s  {what}");
+        }
         self.entries.lock().await.push((at, what.to_string()));
     }
 
@@ -114,9 +120,12 @@ pub struct Inputs<'a> {
 pub struct Dashboard {
     pub delivered: usize,
     pub missing: usize,
+    /// Up to three accepted ids this dashboard never received, to look up.
+    pub missing_examples: Vec<Uuid>,
     pub duplicated: usize,
     pub transport_changes: Vec<String>,
     pub lagged: usize,
+    pub after_sentinel: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,12 +161,20 @@ impl DrillReport {
             .iter()
             .map(|seen| {
                 let (missing, duplicated) = compare(i.accepted, seen.ids.iter().copied());
+                let got: HashSet<Uuid> = seen.ids.iter().copied().collect();
+                let missing_examples = (i.accepted.iter())
+                    .filter(|id| !got.contains(id))
+                    .take(3)
+                    .copied()
+                    .collect();
                 Dashboard {
                     delivered: seen.ids.len(),
                     missing,
+                    missing_examples,
                     duplicated,
                     transport_changes: seen.transport_changes.clone(),
                     lagged: seen.lagged,
+                    after_sentinel: seen.after_sentinel,
                 }
             })
             .collect();
@@ -265,9 +282,11 @@ impl DrillReport {
             delivered.max().unwrap_or(0),
         );
         let missing: usize = self.dashboards.iter().map(|d| d.missing).sum();
+        let lagged: usize = self.dashboards.iter().map(|d| d.lagged).sum();
+        let late: usize = self.dashboards.iter().map(|d| d.after_sentinel).sum();
         let duplicated: usize = self.dashboards.iter().map(|d| d.duplicated).sum();
         println!(
-            "published {} ({} requests failed); delivered per dashboard {min}..{max}; missing {missing}, duplicated {duplicated}",
+            "published {} ({} requests failed); delivered per dashboard {min}..{max}; missing {missing}, duplicated {duplicated}; lag notices {lagged}; after the sentinel {late}",
             self.published, self.failed_requests
         );
         println!(
@@ -302,6 +321,13 @@ impl DrillReport {
         } else {
             for promise in broken {
                 println!("BROKEN: {promise}");
+            }
+            let examples: Vec<String> = (self.dashboards.iter())
+                .flat_map(|d| d.missing_examples.iter().map(Uuid::to_string))
+                .take(5)
+                .collect();
+            if !examples.is_empty() {
+                println!("missing ids, for example: {}", examples.join(", "));
             }
         }
     }
