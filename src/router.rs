@@ -256,10 +256,8 @@ fn compile_category(
         }
     }
     let flag = snapshot.flag(&key).filter(|flag| flag.pin().is_none());
-    if let Some(flag) = flag {
-        if let Some(compiled) = from_flag(category, flag, environment) {
-            return compiled;
-        }
+    if let Some(compiled) = flag.and_then(|flag| from_flag(category, flag, environment)) {
+        return compiled;
     }
     let legacy = crate::flags::pins::legacy_category_route(category);
     fixed_share(category, &key, &legacy, default_tier()).expect("the legacy route is usable")

@@ -23,6 +23,8 @@ pub struct Seen {
     /// Events that arrived after the sentinel (read for a quiet second after it): the hub
     /// does not order events accepted by concurrent requests, so a late one is not lost.
     pub after_sentinel: usize,
+    /// Text frames this reader could not parse (0, or the drill's own reader is at fault).
+    pub unreadable: usize,
 }
 
 /// Only the fields the drill reads; serde skips the rest of each frame.
@@ -80,6 +82,7 @@ impl Dashboards {
                         continue;
                     };
                     let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
+                        seen.unreadable += 1;
                         continue;
                     };
                     match (frame.op.as_str(), frame.kind.as_deref(), frame.event) {

@@ -126,6 +126,7 @@ pub struct Dashboard {
     pub transport_changes: Vec<String>,
     pub lagged: usize,
     pub after_sentinel: usize,
+    pub unreadable: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +176,7 @@ impl DrillReport {
                     transport_changes: seen.transport_changes.clone(),
                     lagged: seen.lagged,
                     after_sentinel: seen.after_sentinel,
+                    unreadable: seen.unreadable,
                 }
             })
             .collect();
@@ -284,9 +286,10 @@ impl DrillReport {
         let missing: usize = self.dashboards.iter().map(|d| d.missing).sum();
         let lagged: usize = self.dashboards.iter().map(|d| d.lagged).sum();
         let late: usize = self.dashboards.iter().map(|d| d.after_sentinel).sum();
+        let unreadable: usize = self.dashboards.iter().map(|d| d.unreadable).sum();
         let duplicated: usize = self.dashboards.iter().map(|d| d.duplicated).sum();
         println!(
-            "published {} ({} requests failed); delivered per dashboard {min}..{max}; missing {missing}, duplicated {duplicated}; lag notices {lagged}; after the sentinel {late}",
+            "published {} ({} requests failed); delivered per dashboard {min}..{max}; missing {missing}, duplicated {duplicated}; lag notices {lagged}; after the sentinel {late}; unreadable frames {unreadable}",
             self.published, self.failed_requests
         );
         println!(
