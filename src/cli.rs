@@ -49,6 +49,15 @@ pub enum Command {
     },
     /// Print the OpenAPI document (what `openapi/openapi.json` holds).
     Openapi,
+    /// The migration rehearsed on scratch databases (issue 12). The drill is a load tool and
+    /// lives in the tools crate, not in the service: this runs `switchyard-bench drill` from
+    /// beside this binary with the same arguments (`switchyard drill --help` shows them), or
+    /// says how to build it.
+    #[command(disable_help_flag = true)]
+    Drill {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +101,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Breaker(args) => client::breaker::run(args).await,
         Command::Strategy(args) => client::strategy::run(args).await,
         Command::Keys { command, db, json } => keys(command, &db.database_url, json).await,
+        Command::Drill { args } => drill(&args),
         Command::Openapi => std::io::Write::write_all(
             &mut std::io::stdout(),
             crate::api::openapi_json().as_bytes(),
@@ -192,5 +202,28 @@ async fn keys(command: KeysCommand, database_url: &str, json: bool) -> anyhow::R
             }
         }
     }
+    Ok(())
+}
+
+/// Runs the tools binary's `drill` beside this one (a workspace build puts both in one
+/// directory), so the service binary carries no load tool and `switchyard drill` still works.
+fn drill(args: &[String]) -> anyhow::Result<()> {
+    let beside = std::env::current_exe()?.with_file_name("switchyard-bench");
+    if !beside.exists() {
+        anyhow::bail!(
+            "the drill is in the tools crate: build it with `cargo build --release --workspace` \
+             (then `switchyard drill` runs it), or run `cargo run --release -p switchyard-tools -- drill`; \
+             looked for {}",
+            beside.display()
+        );
+    }
+    let status = std::process::Command::new(&beside)
+        .arg("drill")
+        .args(args)
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "the drill reported a broken promise ({status})"
+    );
     Ok(())
 }

@@ -8,10 +8,14 @@
 //!
 //! - `websocket`: nothing goes to Realtime;
 //! - `realtime`: everything goes to Realtime (the cut-over);
-//! - `dual`: an event goes to Realtime when its category's route is enabled and the event's
-//!   bucket (murmur3 of its id, 0–99, so the choice is sticky per event) is below the route's
-//!   `percentage`. A disabled or unknown category goes to WebSocket only. `adapters` is kept
-//!   for the legacy configuration and shown in `GET /v1/strategy`; the percentage decides.
+//! - `dual`: an event goes to Realtime when its category flag, evaluated with the event id as
+//!   targeting key, serves a variant with `enabled: true`. The share is therefore the flag's
+//!   own rollout percentage (sticky per event by the Unleash hash), the one number that
+//!   `PUT .../rollout`, `switchyard flags rollout`, the page and rollout plans move. The flag
+//!   is compiled once per revision into a [`PercentageGate`], so routing an event is one hash
+//!   and a compare. A disabled or unknown category goes to WebSocket only. A pin keeps the
+//!   legacy shape `{enabled, percentage, adapters}`; `adapters` is shown in `GET /v1/strategy`
+//!   for the legacy configuration and routes nothing.
 
 use std::sync::Arc;
 
@@ -20,8 +24,10 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use uuid::Uuid;
+
 use crate::event::{Category, Event};
-use crate::flags::{EvaluationContext, Snapshot, Tier, hash::murmur3_x86_32, keys};
+use crate::flags::{CompiledFlag, EvaluationContext, PercentageGate, Snapshot, Tier, keys};
 
 /// The global strategy (`broadcast.strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -57,15 +63,61 @@ pub struct DecidedBy {
     pub version: Option<i64>,
 }
 
-/// One category's route.
+/// One category's route, as `GET /v1/strategy` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct CategoryRoute {
     pub category: Category,
+    /// Whether any of the category's events are dual-written in `dual` mode (the flag is on in
+    /// this environment and its rollout serves a dual-writing variant).
     pub enabled: bool,
-    /// Share of the category's events written to Realtime in dual mode, 0–100.
+    /// Share of the category's events written to Realtime in dual mode, 0–100: the flag's
+    /// rollout percentage, sticky per event id.
     pub percentage: f64,
     pub adapters: Vec<String>,
     pub decided_by: DecidedBy,
+}
+
+/// How one category's events are picked for Realtime, compiled once per flag revision.
+#[derive(Debug, Clone)]
+enum Selector {
+    /// The usual case: one hash of the event id and a compare. `inside` and `outside` say
+    /// whether a key inside / outside the rollout is dual-written (both false when the flag is
+    /// off in this environment).
+    Gate {
+        gate: PercentageGate,
+        inside: bool,
+        outside: bool,
+    },
+    /// A category flag with targeting rules or weights: evaluated in full per event, the
+    /// event id as targeting key (correct, slower; the page and the CLI never make these).
+    Evaluate {
+        flag: Box<CompiledFlag>,
+        environment: Arc<str>,
+    },
+}
+
+impl Selector {
+    fn selects(&self, event: &Event) -> bool {
+        let mut buffer = Uuid::encode_buffer();
+        let key: &str = event.id.hyphenated().encode_lower(&mut buffer);
+        match self {
+            Selector::Gate {
+                gate,
+                inside,
+                outside,
+            } => {
+                if gate.contains(key) {
+                    *inside
+                } else {
+                    *outside
+                }
+            }
+            Selector::Evaluate { flag, environment } => {
+                let ctx = EvaluationContext::for_key(key);
+                dual_writes(&flag.evaluate(&ctx, environment).value) == Some(true)
+            }
+        }
+    }
 }
 
 /// The compiled routing decision for one flag revision.
@@ -75,6 +127,10 @@ pub struct Strategy {
     pub decided_by: DecidedBy,
     pub revision: i64,
     pub categories: Vec<CategoryRoute>,
+    /// In `Category::ALL` order, beside `categories`.
+    #[serde(skip)]
+    #[schema(ignore)]
+    selectors: Vec<Selector>,
 }
 
 impl Strategy {
@@ -91,28 +147,28 @@ impl Strategy {
             Some(kind) => (kind, decided_by),
             None => (StrategyKind::Websocket, default_tier()),
         };
-        let categories = Category::ALL
+        let (categories, selectors) = Category::ALL
             .into_iter()
-            .map(|category| {
-                let key = keys::category_route(category);
-                let (value, decided_by) = decide(snapshot, &key, &ctx, environment);
-                route(category, value.as_ref(), decided_by)
-            })
-            .collect();
+            .map(|category| compile_category(snapshot, category, environment))
+            .unzip();
         Self {
             strategy,
             decided_by,
             revision: snapshot.revision(),
             categories,
+            selectors,
         }
     }
 
-    pub fn route(&self, category: Category) -> &CategoryRoute {
-        let index = Category::ALL
+    fn index(category: Category) -> usize {
+        Category::ALL
             .iter()
             .position(|c| *c == category)
-            .expect("every category has a route");
-        &self.categories[index]
+            .expect("every category has a route")
+    }
+
+    pub fn route(&self, category: Category) -> &CategoryRoute {
+        &self.categories[Self::index(category)]
     }
 
     /// Whether this strategy sends `event` to the Realtime path.
@@ -120,17 +176,9 @@ impl Strategy {
         match self.strategy {
             StrategyKind::Websocket => false,
             StrategyKind::Realtime => true,
-            StrategyKind::Dual => {
-                let route = self.route(event.category);
-                route.enabled && f64::from(bucket(event)) < route.percentage
-            }
+            StrategyKind::Dual => self.selectors[Self::index(event.category)].selects(event),
         }
     }
-}
-
-/// The event's sticky bucket, 0–99.
-pub fn bucket(event: &Event) -> u32 {
-    murmur3_x86_32(event.id.as_bytes(), 0) % 100
 }
 
 fn default_tier() -> DecidedBy {
@@ -157,43 +205,149 @@ fn decide(
             variable: snapshot.pin(key).map(|p| p.source_variable.clone()),
             version: None,
         },
-        _ => DecidedBy {
-            tier: "flag",
-            variable: None,
-            version: Some(evaluation.version),
-        },
+        _ => flag_tier(evaluation.version),
     };
     (Some(evaluation.value), decided_by)
 }
 
-fn route(category: Category, value: Option<&Value>, decided_by: DecidedBy) -> CategoryRoute {
-    let legacy = crate::flags::pins::legacy_category_route(category);
-    let usable = value.filter(|v| {
-        v.get("enabled").is_some_and(Value::is_boolean)
-            && v.get("percentage").is_some_and(Value::is_number)
-    });
-    let (value, decided_by) = match usable {
-        Some(value) => (value, decided_by),
-        None => (&legacy, default_tier()),
-    };
-    CategoryRoute {
-        category,
-        enabled: value["enabled"].as_bool().unwrap_or(false),
-        percentage: value["percentage"]
-            .as_f64()
-            .unwrap_or(0.0)
-            .clamp(0.0, 100.0),
-        adapters: value["adapters"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        decided_by,
+fn flag_tier(version: i64) -> DecidedBy {
+    DecidedBy {
+        tier: "flag",
+        variable: None,
+        version: Some(version),
     }
+}
+
+/// A category variant's `enabled`: whether a key served it is dual-written.
+fn dual_writes(value: &Value) -> Option<bool> {
+    value.get("enabled").and_then(Value::as_bool)
+}
+
+fn adapters(value: &Value) -> Vec<String> {
+    value["adapters"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One category's route and selector. A pin (the legacy `DUAL_WRITE_*_PERCENTAGE` and the
+/// `SWITCHYARD_FLAG_*` names) holds the legacy shape `{enabled, percentage, adapters}` and
+/// wins; otherwise the flag's own rollout decides; a missing or unusable flag falls back to
+/// the legacy route.
+fn compile_category(
+    snapshot: &Snapshot,
+    category: Category,
+    environment: &str,
+) -> (CategoryRoute, Selector) {
+    let key = keys::category_route(category);
+    if let Some(pin) = snapshot.pin(&key) {
+        let decided_by = DecidedBy {
+            tier: "env",
+            variable: Some(pin.source_variable.clone()),
+            version: None,
+        };
+        if let Some(compiled) = fixed_share(category, &key, &pin.value, decided_by) {
+            return compiled;
+        }
+    }
+    let flag = snapshot.flag(&key).filter(|flag| flag.pin().is_none());
+    if let Some(compiled) = flag.and_then(|flag| from_flag(category, flag, environment)) {
+        return compiled;
+    }
+    let legacy = crate::flags::pins::legacy_category_route(category);
+    fixed_share(category, &key, &legacy, default_tier()).expect("the legacy route is usable")
+}
+
+/// A route given whole as `{enabled, percentage, adapters}` (a pin, the legacy default),
+/// hashed with the flag key as the group so that it picks the events the flag would.
+fn fixed_share(
+    category: Category,
+    key: &str,
+    value: &Value,
+    decided_by: DecidedBy,
+) -> Option<(CategoryRoute, Selector)> {
+    let enabled = dual_writes(value)?;
+    let percentage = value.get("percentage")?.as_f64()?.clamp(0.0, 100.0);
+    // Pins accept fractions; the hash has whole-percent buckets, so round to the nearest.
+    let whole = percentage.round() as u32;
+    let route = CategoryRoute {
+        category,
+        enabled,
+        percentage,
+        adapters: adapters(value),
+        decided_by,
+    };
+    let selector = Selector::Gate {
+        gate: PercentageGate::share(key, whole),
+        inside: enabled,
+        outside: false,
+    };
+    Some((route, selector))
+}
+
+/// A route from the flag's own rollout: inside the percentage the rollout variant is served,
+/// outside the default one; each says by its `enabled` whether it dual-writes.
+fn from_flag(
+    category: Category,
+    flag: &CompiledFlag,
+    environment: &str,
+) -> Option<(CategoryRoute, Selector)> {
+    let decided_by = flag_tier(flag.version());
+    let Some(gate) = flag.percentage_gate(environment) else {
+        // Rules or weights: only a full evaluation per event is faithful.
+        let route = CategoryRoute {
+            category,
+            enabled: true,
+            percentage: f64::from(flag.rollout_percentage(environment)?),
+            adapters: Vec::new(),
+            decided_by,
+        };
+        let selector = Selector::Evaluate {
+            flag: Box::new(flag.clone()),
+            environment: environment.into(),
+        };
+        return Some((route, selector));
+    };
+    let (inside, outside) = if gate.enabled {
+        (
+            dual_writes(&gate.inside_value)?,
+            dual_writes(&gate.outside_value)?,
+        )
+    } else {
+        let off = dual_writes(&gate.off_value)?;
+        (off, off)
+    };
+    let share = match (inside, outside) {
+        (true, true) => 100,
+        (true, false) => gate.percentage,
+        (false, true) => 100 - gate.percentage,
+        (false, false) => 0,
+    };
+    let shown = if inside {
+        &gate.inside_value
+    } else {
+        &gate.outside_value
+    };
+    let route = CategoryRoute {
+        category,
+        enabled: inside || outside,
+        percentage: f64::from(share),
+        adapters: adapters(shown),
+        decided_by,
+    };
+    Some((
+        route,
+        Selector::Gate {
+            gate,
+            inside,
+            outside,
+        },
+    ))
 }
 
 /// The active strategy, swapped whole on every flag change.
@@ -228,122 +382,5 @@ impl Router {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use serde_json::json;
-
-    use super::*;
-    use crate::event::parse_event;
-    use crate::flags::{Flag, FlagRecord, Pin};
-
-    fn event(event_type: &str) -> Event {
-        parse_event(
-            &json!({"event_type": event_type, "source": "t"}),
-            None,
-            chrono::Utc::now(),
-        )
-        .unwrap()
-    }
-
-    fn seeded(strategy: &str, performance_pct: u32) -> Vec<FlagRecord> {
-        let flag = |doc: Value| FlagRecord {
-            flag: serde_json::from_value::<Flag>(doc).unwrap(),
-            version: 3,
-            updated_at: chrono::Utc::now(),
-        };
-        let string_flag = |key: &str, value: &str| {
-            flag(
-                json!({"key": key, "type": "string", "variants": {"off": "websocket", "v": value},
-                "environments": {"production": {"enabled": true, "off_variant": "off", "default_variant": "v",
-                "rollout": {"percentage": 100, "variant": "v"}}}}),
-            )
-        };
-        let category = |name: &str, enabled: bool, pct: u32| {
-            flag(
-                json!({"key": format!("broadcast.category.{name}"), "type": "json",
-                "variants": {"off": {"enabled": false, "percentage": 0, "adapters": []},
-                             "v": {"enabled": enabled, "percentage": pct, "adapters": ["websocket", "realtime"]}},
-                "environments": {"production": {"enabled": true, "off_variant": "off", "default_variant": "v",
-                "rollout": {"percentage": 100, "variant": "v"}}}}),
-            )
-        };
-        vec![
-            string_flag("broadcast.strategy", strategy),
-            category("critical", true, 100),
-            category("performance", true, performance_pct),
-            category("debug", false, 100),
-        ]
-    }
-
-    fn strategy(records: &[FlagRecord], pins: &BTreeMap<String, Pin>) -> Strategy {
-        Strategy::from_snapshot(&Snapshot::compile(7, records, pins), "production")
-    }
-
-    #[test]
-    fn websocket_strategy_sends_nothing_to_realtime_and_realtime_sends_everything() {
-        let ws = strategy(&seeded("websocket", 100), &BTreeMap::new());
-        assert!(!ws.routes_to_realtime(&event("health_check")));
-        let rt = strategy(&seeded("realtime", 0), &BTreeMap::new());
-        assert!(
-            rt.routes_to_realtime(&event("debug")),
-            "the cut-over carries disabled categories too"
-        );
-    }
-
-    #[test]
-    fn dual_mode_follows_each_category() {
-        let dual = strategy(&seeded("dual", 0), &BTreeMap::new());
-        assert!(
-            dual.routes_to_realtime(&event("health_check")),
-            "critical at 100%"
-        );
-        assert!(
-            !dual.routes_to_realtime(&event("cache_metrics")),
-            "performance at 0%"
-        );
-        assert!(
-            !dual.routes_to_realtime(&event("debug")),
-            "debug is disabled"
-        );
-        assert_eq!(dual.route(Category::Critical).decided_by.tier, "flag");
-    }
-
-    #[test]
-    fn dual_percentage_is_sticky_per_event_and_roughly_proportional() {
-        let dual = strategy(&seeded("dual", 30), &BTreeMap::new());
-        let events: Vec<Event> = (0..2000).map(|_| event("cache_metrics")).collect();
-        let routed = events.iter().filter(|e| dual.routes_to_realtime(e)).count();
-        assert!(
-            (400..800).contains(&routed),
-            "about 30% of 2000, got {routed}"
-        );
-        for e in &events[..50] {
-            assert_eq!(dual.routes_to_realtime(e), dual.routes_to_realtime(e));
-        }
-    }
-
-    #[test]
-    fn missing_flags_fall_back_to_the_legacy_defaults() {
-        let empty = strategy(&[], &BTreeMap::new());
-        assert_eq!(empty.strategy, StrategyKind::Websocket);
-        assert_eq!(empty.decided_by.tier, "default");
-        let perf = empty.route(Category::Performance);
-        assert_eq!((perf.enabled, perf.percentage), (true, 50.0));
-    }
-
-    #[test]
-    fn an_env_pin_is_reported_as_the_deciding_tier() {
-        let pins = BTreeMap::from([(
-            "broadcast.strategy".to_string(),
-            Pin::new("MONITORING_DUAL_MODE", json!("dual")),
-        )]);
-        let pinned = strategy(&seeded("websocket", 0), &pins);
-        assert_eq!(pinned.strategy, StrategyKind::Dual);
-        assert_eq!(pinned.decided_by.tier, "env");
-        assert_eq!(
-            pinned.decided_by.variable.as_deref(),
-            Some("MONITORING_DUAL_MODE")
-        );
-    }
-}
+#[path = "router_tests.rs"]
+mod tests;

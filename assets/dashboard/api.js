@@ -44,7 +44,8 @@ window.switchyardApi = (function () {
   /** One REST call; resolves to {json, etag}, rejects with an ApiProblem. */
   async function call(method, path, options) {
     options = options || {};
-    var headers = { Authorization: 'Bearer ' + key.get() };
+    // Without a key (a server with SWITCHYARD_PUBLIC_READ=true) the request goes without one.
+    var headers = key.get() ? { Authorization: 'Bearer ' + key.get() } : {};
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.ifMatch !== undefined) headers['If-Match'] = '"' + options.ifMatch + '"';
     var what = method + ' ' + path.split('?')[0];
@@ -91,6 +92,7 @@ window.switchyardApi = (function () {
   }
 
   function withToken(path) {
+    if (!key.get()) return path;
     return path + (path.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(key.get());
   }
 

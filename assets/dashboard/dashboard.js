@@ -194,6 +194,8 @@
 
   /** A flip or rollout, sent with If-Match so it never overwrites a change this page has not seen. */
   async function write(key, button, action, rollout) {
+    // Read-only (public read, no key yet): the change needs an admin key, so ask for one first.
+    if (!api.key.get() && !(await askForKey('changing ' + key + ' needs an admin key'))) return;
     var flag = view.flags.get(key);
     var path = '/v1/flags/' + encodeURIComponent(key) + '/environments/' + encodeURIComponent(environment()) + '/';
     button.disabled = true;
@@ -292,17 +294,37 @@
     $('#login').hidden = false;
   }
 
+  // A control that needs a key, used on the read-only page: show the key form beside the board
+  // and resolve once a key is given (true) or the form is dismissed (false).
+  var keyWanted = null;
+  function askForKey(why) {
+    $('#login-why').textContent = why;
+    $('#login').hidden = false;
+    $('#key-input').focus();
+    return new Promise(function (resolve) { keyWanted = resolve; });
+  }
+
   $('#login-form').addEventListener('submit', async function (event) {
     event.preventDefault();
     api.key.set($('#key-input').value.trim());
     $('#key-input').value = '';
     try {
       await api.call('GET', '/v1/breakers');
+      document.body.dataset.access = 'key';
+      var wanted = keyWanted;
+      keyWanted = null;
       start();
+      if (wanted) wanted(true);
     } catch (error) {
       api.key.forget();
       api.showError('key', error);
     }
+  });
+  $('#login-cancel').addEventListener('click', function () {
+    if (!keyWanted) return;
+    $('#login').hidden = true;
+    keyWanted(false);
+    keyWanted = null;
   });
   $('#logout').addEventListener('submit', function (event) { event.preventDefault(); api.key.forget(); stop(); });
   $('#feed-filter').addEventListener('submit', function (event) { event.preventDefault(); openFeed(); });
@@ -316,6 +338,17 @@
     $('#feed-categories').append(el('label', {}, el('input', { type: 'checkbox', value: c }), ' ' + c));
   });
 
-  if (api.key.get()) start(); else stop();
+  // No key kept: a server with SWITCHYARD_PUBLIC_READ=true (it marks the page so) answers
+  // reads without one, and the page opens read-only; controls that change things ask for an
+  // admin key when used.
+  function open() {
+    if (api.key.get()) { document.body.dataset.access = 'key'; start(); return; }
+    stop();
+    if (document.body.dataset.publicRead !== 'true') { document.body.dataset.access = 'none'; return; }
+    document.body.dataset.access = 'public';
+    start();
+    $('#logout').hidden = true;
+  }
+  open();
   window.__dashboardReady = true;
 })();

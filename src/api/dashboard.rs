@@ -6,11 +6,12 @@
 //! writes), so it can do nothing an API client cannot. The Content-Security-Policy admits only
 //! this origin: a script or stylesheet from anywhere else would be refused by the browser.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, Problem};
+use super::state::DashboardAccess;
 
 /// Scripts, styles and connections from this origin only; no inline script, no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -45,7 +46,7 @@ const PAGE: &str = include_str!("../../assets/dashboard/index.html");
 
 /// A built-in file with the headers every dashboard response carries. `no-cache` so a new
 /// binary's page is never mixed with an old one's script.
-fn built_in(content_type: &'static str, body: &'static str) -> Response {
+fn built_in(content_type: &'static str, body: impl IntoResponse) -> Response {
     let headers: [(HeaderName, HeaderValue); 5] = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
@@ -67,11 +68,22 @@ fn built_in(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// The live dashboard page. No key is needed to load it; the page asks for one and keeps it in
-/// the tab's session storage.
+/// the tab's session storage. With `SWITCHYARD_PUBLIC_READ=true` the page is marked so
+/// (`<body data-public-read="true">`) and opens read-only without a key; a control that
+/// changes something asks for an admin key when used.
 #[utoipa::path(get, path = "/dashboard", tag = "dashboard",
     responses((status = 200, description = "The dashboard page", content_type = "text/html")))]
-pub async fn page() -> Response {
-    built_in("text/html; charset=utf-8", PAGE)
+pub async fn page(State(access): State<DashboardAccess>) -> Response {
+    if access.public_read {
+        let marked = PAGE.replacen(
+            "<body data-public-read=\"false\">",
+            "<body data-public-read=\"true\">",
+            1,
+        );
+        built_in("text/html; charset=utf-8", marked)
+    } else {
+        built_in("text/html; charset=utf-8", PAGE)
+    }
 }
 
 /// A script or stylesheet of the dashboard page.
@@ -83,6 +95,6 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     ASSETS
         .iter()
         .find(|(name, _, _)| *name == file)
-        .map(|(_, content_type, body)| built_in(content_type, body))
+        .map(|(_, content_type, body)| built_in(content_type, *body))
         .ok_or_else(|| ApiError::NotFound(format!("no dashboard file `{file}`")))
 }

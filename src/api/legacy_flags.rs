@@ -61,13 +61,22 @@ pub fn legacy_flags(state: &LegacyFlagsState) -> Map<String, Value> {
         "MONITORING_TIMEOUT_MS".into(),
         json!(legacy.timeout_ms.unwrap_or(5000)),
     );
+    // The share each category is dual-written at, as the router compiles it (the flag's
+    // rollout percentage, or a pin).
+    let routes = crate::router::Strategy::from_snapshot(&snapshot, env);
     for category in Category::ALL {
-        let route = value(&keys::category_route(category));
+        let route = routes.route(category);
         let name = format!(
             "DUAL_WRITE_{}_PERCENTAGE",
             category.as_str().to_ascii_uppercase()
         );
-        flags.insert(name, route.get("percentage").cloned().unwrap_or(json!(0)));
+        // A whole number reads as one (`50`, as the legacy variables are written).
+        let share = if route.percentage.fract() == 0.0 {
+            json!(route.percentage as u32)
+        } else {
+            json!(route.percentage)
+        };
+        flags.insert(name, share);
     }
     let global = match strategy.as_str() {
         "websocket" => json!("websocket_only"),

@@ -156,7 +156,9 @@ pub async fn pause_rollout(
     operate(&state, &access, &id, Operation::Pause).await
 }
 
-/// Resume a paused plan from its stage, accepting the flag as it is now; the hold restarts.
+/// Resume a paused plan, or one a guardrail rolled back, from its stage, accepting the flag as
+/// it is now; the hold restarts. 409 for any other status, or when a rolled-back plan's flag
+/// has another live plan.
 #[utoipa::path(post, path = "/v1/rollouts/{id}/resume", tag = "rollouts",
     responses((status = 200, body = RolloutView), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = []), ("api_key" = [])))]

@@ -67,6 +67,21 @@ component! {
     RolloutDeps => rollouts,
 }
 
+/// `GET /dashboard`: whether reads need a key (`SWITCHYARD_PUBLIC_READ`), so the page can
+/// open read-only without asking for one.
+#[derive(Clone, Copy)]
+pub struct DashboardAccess {
+    pub public_read: bool,
+}
+
+impl FromRef<AppState> for DashboardAccess {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            public_read: state.config.public_read,
+        }
+    }
+}
+
 /// The active routing strategy (`GET /v1/strategy`).
 impl FromRef<AppState> for Router {
     fn from_ref(state: &AppState) -> Self {

@@ -23,6 +23,7 @@ mod context;
 mod document;
 mod environment;
 mod eval;
+mod gate;
 pub mod hash;
 mod key;
 mod model;
@@ -37,6 +38,7 @@ pub use environment::{
     Constraint, EnvironmentConfig, Operator, Rollout, Rule, TOTAL_VARIANT_WEIGHT, VariantWeight,
 };
 pub use eval::Snapshot;
+pub use gate::PercentageGate;
 pub use key::{FlagKey, InvalidFlagKey, MAX_NAME_LEN, is_valid_name};
 pub use model::{Flag, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};

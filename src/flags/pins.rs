@@ -167,12 +167,30 @@ fn legacy_pins(legacy: &LegacyEnv, records: &[FlagRecord]) -> BTreeMap<String, P
             continue;
         };
         let key = keys::category_route(category);
-        // Keep the route the store holds (its `legacy` variant), change only the percentage.
-        let mut route = records
-            .iter()
-            .find(|r| r.flag.key.as_str() == key)
-            .and_then(|r| r.flag.variants.get("legacy").cloned())
-            .unwrap_or_else(|| legacy_category_route(category));
+        // "Its other fields as stored": whether the category is on and its adapters come from
+        // the stored flag (on in an environment it configures, and its dual-writing `on`
+        // variant; or the `legacy` variant of a flag not yet migrated), the share from the
+        // variable.
+        let mut route = legacy_category_route(category);
+        if let Some(record) = records.iter().find(|r| r.flag.key.as_str() == key) {
+            let flag = &record.flag;
+            let stored = match flag.variants.get("legacy") {
+                Some(legacy) => legacy.clone(),
+                None => {
+                    let on = flag.environments.values().any(|env| env.enabled);
+                    let mut variant = (flag.variants.get("on").cloned())
+                        .filter(Value::is_object)
+                        .unwrap_or(json!({}));
+                    variant["enabled"] = json!(on);
+                    variant
+                }
+            };
+            for field in ["enabled", "adapters"] {
+                if let Some(value) = stored.get(field) {
+                    route[field] = value.clone();
+                }
+            }
+        }
         route["percentage"] = json!(percentage.clamp(0.0, 100.0));
         pins.insert(key, Pin::new(variable, route));
     }

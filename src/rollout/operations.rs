@@ -21,7 +21,9 @@ pub enum Operation {
 }
 
 /// Pauses, resumes or aborts a plan (409 when its status does not allow it). Resuming accepts
-/// the flag's current version and restarts the stage's hold; aborting sets 0%.
+/// the flag's current version and restarts the stage's hold; aborting sets 0%. A plan that a
+/// guardrail rolled back can be resumed too, once the operator has seen the cause fixed: it
+/// carries on from the stage it stepped back to (409 if the flag has another live plan by then).
 pub async fn operate(
     deps: &RolloutDeps,
     id: Uuid,
@@ -35,7 +37,10 @@ pub async fn operate(
     let from = plan.status;
     let (action, allowed) = match &op {
         Operation::Pause | Operation::PauseWith(_) => ("paused", from == Status::Running),
-        Operation::Resume => ("resumed", from == Status::Paused),
+        Operation::Resume => (
+            "resumed",
+            matches!(from, Status::Paused | Status::RolledBack),
+        ),
         Operation::Abort => ("aborted", from.is_live()),
     };
     if !allowed {
@@ -56,6 +61,14 @@ pub async fn operate(
             plan.reason = reason;
         }
         Operation::Resume => {
+            if from == Status::RolledBack
+                && store::has_other_live_plan(&mut tx, &plan.flag, &plan.environment, id).await?
+            {
+                return Err(RolloutError::Conflict(format!(
+                    "flag `{}` in `{}` has another live rollout plan: finish or abort it first",
+                    plan.flag, plan.environment
+                )));
+            }
             let current = flag_store::get(&mut *tx, &plan.flag)
                 .await?
                 .ok_or_else(|| RolloutError::Conflict(format!("flag `{}` is gone", plan.flag)))?;

@@ -88,6 +88,24 @@ pub async fn insert(conn: &mut PgConnection, plan: &Plan) -> Result<bool, sqlx::
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether `flag` in `environment` has a live (running or paused) plan other than `id`.
+pub async fn has_other_live_plan(
+    conn: &mut PgConnection,
+    flag: &str,
+    environment: &str,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM switchyard.rollouts WHERE flag_key = $1
+             AND environment = $2 AND status IN ('running', 'paused') AND id <> $3)",
+    )
+    .bind(flag)
+    .bind(environment)
+    .bind(id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Writes the plan's moving parts: status, stage, percentage, since, flag version, reason.
 pub async fn update(conn: &mut PgConnection, plan: &Plan) -> Result<(), sqlx::Error> {
     sqlx::query(

@@ -5,10 +5,12 @@
 mod architecture;
 mod auth;
 mod breakers;
+mod category_share;
 mod cli;
 mod connections;
 mod consistency;
 mod dashboard_page;
+mod dashboard_public;
 mod dashboards;
 mod fault_proxy;
 mod flags;

@@ -209,19 +209,19 @@ async fn drill(
     })
 }
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1_000.0
 }
 
 /// (accepted ids missing from `seen`, ids seen more than once).
-fn compare(accepted: &[Uuid], seen: impl Iterator<Item = Uuid>) -> (usize, usize) {
+pub(crate) fn compare(accepted: &[Uuid], seen: impl Iterator<Item = Uuid>) -> (usize, usize) {
     let mut distinct = HashSet::new();
     let duplicates = seen.filter(|id| !distinct.insert(*id)).count();
     let lost = accepted.iter().filter(|id| !distinct.contains(id)).count();
     (lost, duplicates)
 }
 
-async fn wait_for(
+pub(crate) async fn wait_for(
     transitions: &mut broadcast::Receiver<Transition>,
     state: BreakerState,
     limit: Duration,
@@ -240,7 +240,10 @@ async fn wait_for(
 }
 
 /// Samples the backlog depth every 10 ms, keeping its peak.
-fn watch_backlog(realtime: RealtimePath, peak: Arc<Mutex<usize>>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn watch_backlog(
+    realtime: RealtimePath,
+    peak: Arc<Mutex<usize>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let depth = realtime.status().backlog_depth;
@@ -252,7 +255,7 @@ fn watch_backlog(realtime: RealtimePath, peak: Arc<Mutex<usize>>) -> tokio::task
     })
 }
 
-async fn wait_drained(realtime: &RealtimePath) -> anyhow::Result<Instant> {
+pub(crate) async fn wait_drained(realtime: &RealtimePath) -> anyhow::Result<Instant> {
     tokio::time::timeout(Duration::from_secs(300), async {
         while realtime.status().backlog_depth > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -265,7 +268,11 @@ async fn wait_drained(realtime: &RealtimePath) -> anyhow::Result<Instant> {
 
 /// The target's ids once it holds the sentinel (committed after every other event, in order)
 /// or 60 s have passed; read directly, not through the proxy.
-async fn target_rows(url: &str, accepted: &[Uuid], sentinel: &Uuid) -> anyhow::Result<Vec<Uuid>> {
+pub(crate) async fn target_rows(
+    url: &str,
+    accepted: &[Uuid],
+    sentinel: &Uuid,
+) -> anyhow::Result<Vec<Uuid>> {
     let pool = sqlx::PgPool::connect(url).await?;
     let want: HashSet<Uuid> = accepted.iter().chain([sentinel]).copied().collect();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -15,6 +15,7 @@
 //! (`docs/realtime-bench.md`). They use the service only through the `switchyard` library's
 //! public API, never its HTTP layer (`switchyard::api`).
 
+mod drill;
 mod evaluate;
 mod failover;
 mod fanout;
@@ -79,6 +80,11 @@ pub enum BenchCommand {
     /// proxy, a steady stream over HTTP and a WebSocket subscriber; blackhole the target,
     /// restore it, and time open, fallback delivery and recovery; count events lost.
     Failover(failover::FailoverArgs),
+    /// The migration rehearsed (`switchyard drill`): scratch databases, switchyard in-process,
+    /// N dashboards and a steady stream; guarded rollout plans take every category to 100%
+    /// dual-write while the Realtime target is faulted and restored. Exits non-zero when a
+    /// promise (no loss, rollback, recovery, consistency) did not hold.
+    Drill(drill::DrillArgs),
     /// The consistency validator's cost: ingest throughput with validation off and on in the
     /// same run, and the server's memory at a steady rate with each.
     Validator(validator::ValidatorArgs),
@@ -105,6 +111,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Evaluate(args) => evaluate::run(args).await,
         BenchCommand::Failover(args) => failover::run(args).await,
         BenchCommand::Validator(args) => validator::run(args).await,
+        BenchCommand::Drill(args) => drill::run(args).await,
     }
 }
 

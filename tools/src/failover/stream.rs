@@ -20,11 +20,15 @@ pub struct Batch {
     pub sent_at: Instant,
     pub round_trip: Duration,
     pub ids: Vec<Uuid>,
+    /// Beside `ids`: whether the receipt says the event was routed to Realtime too.
+    pub routed: Vec<bool>,
+    /// Beside `ids`: the event's index in [`TYPES`] (one type per category).
+    pub types: Vec<usize>,
     /// False when the request failed or was refused (its events were not accepted).
     pub ok: bool,
 }
 
-const TYPES: [&str; 5] = ["error", "cache_metrics", "session_start", "stats", "debug"];
+pub const TYPES: [&str; 5] = ["error", "cache_metrics", "session_start", "stats", "debug"];
 
 pub struct Producer {
     stop: Arc<AtomicBool>,
@@ -50,6 +54,7 @@ impl Producer {
             let mut n = 0usize;
             while !stopping.load(Ordering::Relaxed) {
                 ticks.tick().await;
+                let types: Vec<usize> = (1..=per_tick).map(|i| (n + i) % 5).collect();
                 let body: Vec<Value> = (0..per_tick)
                     .map(|_| {
                         n += 1;
@@ -59,11 +64,12 @@ impl Producer {
                 let request = client.post(&url).bearer_auth(&key).json(&body);
                 requests.spawn(async move {
                     let sent_at = Instant::now();
-                    let ids = match request.send().await {
+                    let (ids, routed) = match request.send().await {
                         Ok(response) if response.status().is_success() => {
-                            receipts(&response.json::<Value>().await.unwrap_or_default())
+                            let body = response.json::<Value>().await.unwrap_or_default();
+                            (receipts(&body), routed(&body))
                         }
-                        _ => Vec::new(),
+                        _ => (Vec::new(), Vec::new()),
                     };
                     let round_trip = sent_at.elapsed();
                     let ok = !ids.is_empty();
@@ -71,6 +77,8 @@ impl Producer {
                         sent_at,
                         round_trip,
                         ids,
+                        routed,
+                        types,
                         ok,
                     }
                 });
@@ -98,6 +106,18 @@ fn receipts(body: &Value) -> Vec<Uuid> {
             events
                 .iter()
                 .filter_map(|e| e["id"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn routed(body: &Value) -> Vec<bool> {
+    body["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|e| e["realtime"].as_bool().unwrap_or(false))
                 .collect()
         })
         .unwrap_or_default()
