@@ -223,7 +223,8 @@ impl Session {
                     let message = format!("unknown categories: {}", unknown.join(", "));
                     return send(sink, error_frame("bad_filter", &message)).await;
                 }
-                let (cursor, start) = Cursor::resume(&self.hub, filter, since.as_ref());
+                let (cursor, start) =
+                    Cursor::resume_anywhere(&self.hub, filter, since.as_ref()).await;
                 let subscribed = ServerFrame::Subscribed(&start.subscribed).encode();
                 sink.feed(Message::Text(subscribed)).await.map_err(drop)?;
                 for published in &start.replay {
