@@ -20,6 +20,7 @@ mod publish;
 mod realtime;
 mod resilience;
 mod rollouts;
+mod scale_out;
 mod schedules;
 mod serve_binary;
 mod shutdown;
