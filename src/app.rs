@@ -14,6 +14,7 @@ use crate::api::{self, AppState, auth::Authenticator};
 use crate::breaker::{self, Breaker, BreakerConfig};
 use crate::config::Config;
 use crate::flagstore::{LiveFlags, PinSources};
+use crate::hub::jetstream::{self, JetStream};
 use crate::hub::{Hub, SystemFrame};
 use crate::ingest::Ingest;
 use crate::realtime::{RealtimePath, RealtimeSettings};
@@ -41,6 +42,8 @@ pub enum BuildError {
     },
     #[error("invalid circuit breaker setting: {0}")]
     Breaker(String),
+    #[error(transparent)]
+    Nats(#[from] crate::hub::jetstream::EngineError),
 }
 
 impl Application {
@@ -66,10 +69,15 @@ impl Application {
             shutdown.clone(),
         ));
         let pool = store::connect_and_migrate(&config.database_url).await?;
-        let hub = Hub::new(
+        let (history, queue) = (
             config.history_size as usize,
             config.subscriber_queue as usize,
         );
+        // SWITCHYARD_NATS_URL set: positions, fan-out and the Realtime queue are the stream's.
+        let hub = match config.nats.settings() {
+            Some(settings) => Hub::on_stream(history, queue, JetStream::connect(settings).await?),
+            None => Hub::new(history, queue),
+        };
         let auth = Authenticator::new(
             pool.clone(),
             config.admin_key.as_deref(),
@@ -311,6 +319,25 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             state.hub.clone(),
             state.shutdown.clone(),
         ));
+    }
+    // On NATS: fan out what every instance published, and write routed events to Realtime
+    // from the shared work queue (once, whichever instance took them).
+    if let Some(engine) = state.hub.stream() {
+        let validator = state.validator.clone();
+        tasks.push(jetstream::spawn_follower(
+            engine.clone(),
+            state.hub.clone(),
+            Arc::new(move |event| validator.expect(event)),
+            state.shutdown.clone(),
+        ));
+        if let Some(breaker) = state.breakers.get(breaker::REALTIME) {
+            tasks.push(crate::realtime::feed::spawn_feed(
+                engine.clone(),
+                state.realtime.clone(),
+                breaker,
+                state.shutdown.clone(),
+            ));
+        }
     }
     // Guarded rollout plans and scheduled flag changes.
     tasks.push(crate::rollout::driver::spawn(

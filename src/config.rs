@@ -153,6 +153,10 @@ pub struct Config {
     #[command(flatten)]
     pub validation: ValidationConfig,
 
+    /// Scale-out on NATS JetStream (off unless `SWITCHYARD_NATS_URL` is set).
+    #[command(flatten)]
+    pub nats: NatsConfig,
+
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
     pub legacy: LegacyEnv,
@@ -210,6 +214,75 @@ impl Default for RealtimeConfig {
             replay_rate: 5_000,
             retention_days: 7,
         }
+    }
+}
+
+/// Settings of the NATS JetStream engine (`crate::hub::jetstream`). Unset URL: the in-process
+/// hub, one instance. Set: every instance on the same stream shares events, positions, the
+/// Realtime work queue and de-duplication (README "Scale-out").
+#[derive(Debug, Clone, Args)]
+pub struct NatsConfig {
+    /// NATS server with JetStream (e.g. nats://127.0.0.1:4222). Unset: the in-process hub.
+    #[arg(long = "nats-url", env = "SWITCHYARD_NATS_URL", hide_env_values = true)]
+    pub url: Option<String>,
+
+    /// The JetStream stream every instance shares (created with the settings below if missing).
+    #[arg(
+        long = "nats-stream",
+        env = "SWITCHYARD_NATS_STREAM",
+        default_value = "switchyard"
+    )]
+    pub stream: String,
+
+    /// Seconds the stream keeps an event (how far back any instance can resume a client).
+    #[arg(long = "nats-max-age-s", env = "SWITCHYARD_NATS_MAX_AGE_S", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_age_s: u64,
+
+    /// Bytes the stream keeps before dropping its oldest events.
+    #[arg(long = "nats-max-bytes", env = "SWITCHYARD_NATS_MAX_BYTES", default_value_t = 1 << 30, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_bytes: i64,
+
+    /// Seconds in which a repeated event id is one event across every instance (JetStream's
+    /// duplicate window; `Nats-Msg-Id`).
+    #[arg(long = "nats-duplicate-window-s", env = "SWITCHYARD_NATS_DUPLICATE_WINDOW_S", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duplicate_window_s: u64,
+
+    /// Most events one resume reads back from the stream when the local ring lacks them.
+    #[arg(long = "nats-max-replay", env = "SWITCHYARD_NATS_MAX_REPLAY", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_replay: u64,
+
+    /// Seconds the shared Realtime work queue waits for an instance's ack before another
+    /// instance gets the event.
+    #[arg(long = "nats-ack-wait-s", env = "SWITCHYARD_NATS_ACK_WAIT_S", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ack_wait_s: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            stream: "switchyard".into(),
+            max_age_s: 86_400,
+            max_bytes: 1 << 30,
+            duplicate_window_s: 300,
+            max_replay: 100_000,
+            ack_wait_s: 30,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// The engine's settings, when an URL is set.
+    pub fn settings(&self) -> Option<crate::hub::jetstream::StreamSettings> {
+        Some(crate::hub::jetstream::StreamSettings {
+            url: self.url.clone()?,
+            stream: self.stream.clone(),
+            max_age: Duration::from_secs(self.max_age_s),
+            max_bytes: self.max_bytes,
+            duplicate_window: Duration::from_secs(self.duplicate_window_s),
+            max_replay: self.max_replay,
+            ack_wait: Duration::from_secs(self.ack_wait_s),
+        })
     }
 }
 
@@ -355,6 +428,7 @@ impl Config {
             breaker_stall_trip: true,
             realtime: RealtimeConfig::default(),
             validation: ValidationConfig::default(),
+            nats: NatsConfig::default(),
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

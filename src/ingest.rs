@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::event::{Event, FieldError, parse_event};
 use crate::hub::Hub;
+use crate::hub::jetstream::{JetStream, PublishFailure};
 use crate::realtime::RealtimePath;
 use crate::router::Router;
 use crate::validator::Validator;
@@ -34,6 +35,11 @@ pub enum IngestError {
     /// Some events (or the batch itself) are invalid: each bad field, with its event's index.
     #[error("{} invalid field(s)", .0.len())]
     Invalid(Vec<FieldError>),
+    /// On NATS, the stream could not take the event (unreachable, or no acknowledgement):
+    /// refused rather than accepted without being durable for the other instances. Events of
+    /// the request before it were accepted; a retry with the same ids is de-duplicated.
+    #[error("{0}")]
+    StreamUnavailable(#[from] std::sync::Arc<PublishFailure>),
 }
 
 /// What the publisher is told about one event.
@@ -56,6 +62,8 @@ pub struct Receipt {
 struct Routed {
     offset: u64,
     realtime: bool,
+    /// The stream already held this id (sent to another instance first).
+    duplicate: bool,
 }
 
 #[derive(Clone)]
@@ -126,13 +134,14 @@ impl Ingest {
         }
     }
 
-    /// Stamps and publishes validated events, in order.
-    pub async fn accept(&self, events: Vec<Event>) -> Vec<Receipt> {
+    /// Stamps and publishes validated events, in order. On NATS, stops at the first event the
+    /// stream cannot take.
+    pub async fn accept(&self, events: Vec<Event>) -> Result<Vec<Receipt>, IngestError> {
         let mut receipts = Vec::with_capacity(events.len());
         for event in events {
-            receipts.push(self.accept_one(event).await);
+            receipts.push(self.accept_one(event).await?);
         }
-        receipts
+        Ok(receipts)
     }
 
     pub fn router(&self) -> &Router {
@@ -142,19 +151,22 @@ impl Ingest {
     /// Stamps one event and routes it: the hub always (the WebSocket path), the Realtime path
     /// when the strategy in force says so. The strategy is loaded once, so the event is routed
     /// by exactly one strategy even while a flag change swaps it.
-    pub async fn accept_one(&self, event: Event) -> Receipt {
+    pub async fn accept_one(&self, event: Event) -> Result<Receipt, IngestError> {
+        if let Some(engine) = self.hub.stream() {
+            return self.accept_on_stream(engine, event).await;
+        }
         let id = event.id;
         let entry = self
             .seen
             .entry(id)
             .or_insert_with(async move { self.route(event) })
             .await;
-        Receipt {
+        Ok(Receipt {
             id,
             offset: entry.value().offset,
             realtime: entry.value().realtime,
             duplicate: !entry.is_fresh(),
-        }
+        })
     }
 
     fn route(&self, event: Event) -> Routed {
@@ -174,6 +186,39 @@ impl Ingest {
         Routed {
             offset: published.offset,
             realtime: realtime.is_some(),
+            duplicate: false,
         }
+    }
+
+    /// On NATS: the event goes to the stream with its routing decision; every instance's
+    /// follower fans it out (and tells its validator), and the shared work queue writes it to
+    /// Realtime once (`realtime::feed`). The offset is the stream sequence. A failed publish is
+    /// not remembered, so the client's retry is tried again.
+    async fn accept_on_stream(
+        &self,
+        engine: &JetStream,
+        event: Event,
+    ) -> Result<Receipt, IngestError> {
+        let id = event.id;
+        let entry = self
+            .seen
+            .entry(id)
+            .or_try_insert_with(async move {
+                let strategy = self.router.current();
+                let realtime = self.realtime.is_some() && strategy.routes_to_realtime(&event);
+                let ack = engine.publish(&event, realtime).await?;
+                Ok::<_, PublishFailure>(Routed {
+                    offset: ack.sequence,
+                    realtime: ack.realtime,
+                    duplicate: ack.duplicate,
+                })
+            })
+            .await?;
+        Ok(Receipt {
+            id,
+            offset: entry.value().offset,
+            realtime: entry.value().realtime,
+            duplicate: !entry.is_fresh() || entry.value().duplicate,
+        })
     }
 }

@@ -208,6 +208,7 @@ impl From<IngestError> for ApiError {
             IngestError::NotJson(_) => ApiError::BadRequest(err.to_string()),
             IngestError::TooManyEvents(_) => ApiError::PayloadTooLarge(err.to_string()),
             IngestError::Invalid(errors) => ApiError::Validation(errors),
+            IngestError::StreamUnavailable(_) => ApiError::Unavailable(err.to_string()),
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct PublishResponse {
         (status = 403, description = "Key lacks the publish scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Over 1,000 events or 1 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "On NATS: the stream cannot take events now (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -45,7 +46,7 @@ pub async fn publish(
     require_json(&headers)?;
     let events = Ingest::parse_body(&body?)?;
     let labels = metrics.ingest_labels(&events);
-    let receipts = ingest.accept(events).await;
+    let receipts = ingest.accept(events).await?;
     metrics.count_ingested(labels, &receipts);
     Ok((
         StatusCode::ACCEPTED,

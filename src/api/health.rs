@@ -1,4 +1,5 @@
-//! Liveness and readiness. Liveness never depends on the database; readiness reports it.
+//! Liveness and readiness. Liveness never depends on the database; readiness reports it, and
+//! on NATS fails (503) while the stream is unreachable, so a balancer stops sending publishes.
 
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct Ready {
     pub flag_revision: i64,
     /// Seconds since the flag snapshot was last loaded from the database.
     pub flags_staleness_s: Option<f64>,
+    /// On NATS only: `up`, or `down` (then the status is `unavailable`, the response 503 and
+    /// publishes are refused with 503 until NATS is back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats: Option<&'static str>,
 }
 
 /// The process is running.
@@ -41,15 +46,24 @@ pub async fn live() -> Json<Live> {
 
 /// Ready to serve: migrations applied and the hub running. A control store that is down is
 /// reported (`degraded`) but does not fail readiness: the event path does not need it.
-#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Ready)))]
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, body = Ready),
+    (status = 503, description = "On NATS: the stream is unreachable, publishes are refused", body = Ready),
+))]
 pub async fn ready(State(state): State<HealthState>) -> (StatusCode, Json<Ready>) {
     let probe = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.pool);
     let database_up = matches!(
         tokio::time::timeout(Duration::from_secs(2), probe).await,
         Ok(Ok(1))
     );
+    let nats_up = state.hub.stream().map(|engine| engine.connected());
+    let status = match (nats_up, database_up) {
+        (Some(false), _) => "unavailable",
+        (_, true) => "ready",
+        (_, false) => "degraded",
+    };
     let ready = Ready {
-        status: if database_up { "ready" } else { "degraded" },
+        status,
         migrations: "applied",
         hub: "running",
         database: if database_up { "up" } else { "down" },
@@ -62,6 +76,12 @@ pub async fn ready(State(state): State<HealthState>) -> (StatusCode, Json<Ready>
         },
         flag_revision: state.flags.snapshot().revision(),
         flags_staleness_s: Some(state.flags.staleness_seconds()).filter(|s| s.is_finite()),
+        nats: nats_up.map(|up| if up { "up" } else { "down" }),
     };
-    (StatusCode::OK, Json(ready))
+    let code = if nats_up == Some(false) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(ready))
 }

@@ -357,7 +357,10 @@ async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {
         Ok(event) => {
             let event_type = event.event_type.clone();
             let label = metrics.ingest_label(&event);
-            let receipt = ingest.accept_one(event).await;
+            let receipt = match ingest.accept_one(event).await {
+                Ok(receipt) => receipt,
+                Err(e) => return json!({"status": "error", "message": e.to_string()}),
+            };
             metrics.count_ingested(vec![label], std::slice::from_ref(&receipt));
             json!({"status": "received", "event_type": event_type, "id": receipt.id, "offset": receipt.offset})
         }

@@ -144,7 +144,7 @@ fn events(
     async_stream::stream! {
         let _guard = guard;
         let _connected = metrics.subscriber(Protocol::Sse);
-        let (mut cursor, start) = Cursor::resume(&hub, filter, since.as_ref());
+        let (mut cursor, start) = Cursor::resume_anywhere(&hub, filter, since.as_ref()).await;
         yield Ok(SseEvent::default().event("subscribed").data(encode(&start.subscribed)));
         let mut system = hub.subscribe_system();
         for published in &start.replay {

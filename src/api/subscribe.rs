@@ -276,7 +276,8 @@ impl Session {
                         send_within(limit, sink.send(error_frame("bad_filter", &message))).await?,
                     );
                 }
-                let (cursor, start) = Cursor::resume(&self.hub, filter, since.as_ref());
+                let (cursor, start) =
+                    Cursor::resume_anywhere(&self.hub, filter, since.as_ref()).await;
                 let subscribed = ServerFrame::Subscribed(&start.subscribed).encode();
                 send_within(limit, async {
                     sink.feed(Message::Text(subscribed)).await?;

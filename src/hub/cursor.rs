@@ -11,7 +11,8 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::frames::{Lagged, Subscribed};
-use super::{Filter, Hub, Position, Published};
+use super::jetstream::read_range;
+use super::{Filter, Hub, Position, Published, Subscription};
 
 /// What a subscriber is sent next.
 #[derive(Debug)]
@@ -65,7 +66,32 @@ impl Cursor {
     /// A `/v1/ws` or `/v1/stream` subscription: replays what followed `since` when history
     /// still holds all of it (`recovered`), and catches up from history after a lag.
     pub fn resume(hub: &Hub, filter: Filter, since: Option<&Position>) -> (Self, Start) {
-        let subscription = hub.subscribe(since);
+        Self::begin(hub, filter, hub.subscribe(since))
+    }
+
+    /// [`Cursor::resume`]; on a NATS stream, a `since` the local ring no longer holds (or never
+    /// held: the client came from another instance) is read back from the stream, so the
+    /// client still gets `recovered: true` while the stream keeps what it missed.
+    pub async fn resume_anywhere(
+        hub: &Hub,
+        filter: Filter,
+        since: Option<&Position>,
+    ) -> (Self, Start) {
+        let mut subscription = hub.subscribe(since);
+        if let (Some(engine), Some(pos)) = (hub.stream(), since) {
+            let behind = pos.epoch == hub.epoch() && pos.offset < subscription.head;
+            if !subscription.recovered && behind && hub.needs_stream_replay(pos.offset) {
+                let range = read_range(engine, pos.offset + 1, subscription.head).await;
+                if let Some(events) = range {
+                    subscription.replay = events;
+                    subscription.recovered = true;
+                }
+            }
+        }
+        Self::begin(hub, filter, subscription)
+    }
+
+    fn begin(hub: &Hub, filter: Filter, subscription: Subscription) -> (Self, Start) {
         let start = Start {
             subscribed: Subscribed {
                 epoch: hub.epoch().to_string(),

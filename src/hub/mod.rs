@@ -18,6 +18,7 @@
 mod cursor;
 mod filter;
 pub mod frames;
+pub mod jetstream;
 pub mod legacy;
 
 use std::collections::VecDeque;
@@ -106,6 +107,8 @@ struct HubInner {
     counters: HubCounters,
     /// Receivers that are not subscribers (`Hub::tap`), left out of `receiver_count`.
     taps: AtomicUsize,
+    /// The NATS engine when positions are the stream's (`jetstream`); `None` in process.
+    stream: Option<jetstream::JetStream>,
 }
 
 /// A view of every event published from its creation on, for switchyard's own use (the
@@ -124,15 +127,25 @@ impl Drop for Tap {
 impl Hub {
     /// A hub that keeps `history` events and lets a subscriber fall `queue` events behind.
     pub fn new(history: usize, queue: usize) -> Self {
+        let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        Self::build(history, queue, epoch, 0, None)
+    }
+
+    fn build(
+        history: usize,
+        queue: usize,
+        epoch: String,
+        head: u64,
+        stream: Option<jetstream::JetStream>,
+    ) -> Self {
         let (sender, _) = broadcast::channel(queue.max(1));
         let (system, _) = broadcast::channel(SYSTEM_QUEUE);
-        let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Self {
             inner: Arc::new(HubInner {
                 epoch,
                 capacity: history.max(1),
                 ring: Mutex::new(Ring {
-                    head: 0,
+                    head,
                     events: VecDeque::with_capacity(history.min(65_536)),
                 }),
                 sender,
@@ -140,6 +153,7 @@ impl Hub {
                 legacy: legacy::LegacyStats::default(),
                 counters: HubCounters::default(),
                 taps: AtomicUsize::new(0),
+                stream,
             }),
         }
     }

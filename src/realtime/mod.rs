@@ -19,6 +19,7 @@
 
 mod backlog;
 mod batcher;
+pub mod feed;
 mod retention;
 mod schema;
 mod settings;

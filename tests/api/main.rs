@@ -23,6 +23,7 @@ mod publish;
 mod realtime;
 mod resilience;
 mod rollouts;
+mod scale_out;
 mod schedules;
 mod secrets;
 mod serve_binary;

@@ -55,6 +55,11 @@ pub struct FanoutArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Other instances on the same NATS stream (`SWITCHYARD_NATS_URL`): each gets
+    /// `--subscribers` subscribers too, and every event published to `--url` must reach all of
+    /// them. Repeat for more instances.
+    #[arg(long = "also")]
+    pub also: Vec<String>,
 }
 
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
@@ -62,11 +67,16 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         args.rate > 0.0 && args.duration > 0.0 && args.warmup >= 0.0,
         "--rate and --duration must be positive, --warmup not negative"
     );
-    check_open_files(args.subscribers)?;
-    let endpoint = Endpoint::resolve(&args.target.url, args.target.key.clone()).await?;
+    let instances = 1 + args.also.len() as u64;
+    check_open_files(args.subscribers * instances)?;
     let clock = BenchClock::start();
 
-    let sockets = connect_all(&endpoint, args.subscribers).await?;
+    let mut sockets = Vec::new();
+    for url in std::iter::once(&args.target.url).chain(&args.also) {
+        let endpoint = Endpoint::resolve(url, args.target.key.clone()).await?;
+        sockets.extend(connect_all(&endpoint, args.subscribers).await?);
+    }
+    let subscribers = args.subscribers * instances;
     let connect_s = clock.now_ns() as f64 / 1e9;
 
     // The schedule starts a little ahead so the first request is not already late.
@@ -105,7 +115,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         .and_then(|pid| procfs::rss_kib(pid).ok());
 
     let published = publishing.await?;
-    let expected = published.measured * args.subscribers;
+    let expected = published.measured * subscribers;
     drain(&delivered, expected).await;
     stop.cancel();
     let mut merged = Merged::new();
@@ -118,7 +128,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let quantile_ms = |q: f64| merged.latency_us.value_at_quantile(q) as f64 / 1_000.0;
     let report = FanoutReport {
         url: args.target.url.clone(),
-        subscribers: args.subscribers,
+        subscribers,
         rate: args.rate,
         batch: args.batch,
         payload_bytes: args.payload_bytes,

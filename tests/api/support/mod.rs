@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod database;
+pub mod nats;
 pub mod operator;
 /// The TCP fault proxy is a crate of its own (fault-proxy/) so `switchyard-bench failover` can
 /// use it too.

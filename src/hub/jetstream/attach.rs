@@ -1,0 +1,79 @@
+//! The hub on a stream: its epoch and offsets are the stream's, and events enter it at the
+//! sequence the stream gave them (from the follower) instead of being numbered here. The
+//! in-process `Hub::publish` is untouched: these are separate entry points.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::ws::Utf8Bytes;
+
+use super::JetStream;
+use crate::event::Event;
+use crate::hub::{Hub, Published, legacy};
+
+impl Published {
+    /// An event with its offset and its encodings, made once for every subscriber.
+    pub(crate) fn encode(offset: u64, event: Event) -> Self {
+        let event_json = serde_json::to_string(&event).expect("events serialize");
+        Self {
+            offset,
+            frame: Utf8Bytes::from(format!(
+                r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
+            )),
+            legacy_frame: Utf8Bytes::from(legacy::frame(&event)),
+            event,
+        }
+    }
+}
+
+impl Hub {
+    /// A hub whose positions are `engine`'s stream: its epoch, and a head at the stream's last
+    /// sequence when the instance started (the follower delivers what comes after).
+    pub fn on_stream(history: usize, queue: usize, engine: JetStream) -> Self {
+        let (epoch, head) = (engine.epoch().to_string(), engine.start_head());
+        Self::build(history, queue, epoch, head, Some(engine))
+    }
+
+    /// The stream this hub follows, `None` for the in-process hub.
+    pub fn stream(&self) -> Option<&JetStream> {
+        self.inner.stream.as_ref()
+    }
+
+    /// Keeps and sends an event the stream numbered `offset`. An offset at or before the head
+    /// was delivered already and is ignored; one past a gap (messages the stream removed)
+    /// empties the ring first, because history must stay contiguous for resumes to be whole.
+    pub(crate) fn publish_at(&self, offset: u64, event: Event) -> Option<Arc<Published>> {
+        let published = Arc::new(Published::encode(offset, event));
+        let mut ring = self.lock_ring();
+        if offset <= ring.head {
+            return None;
+        }
+        if offset != ring.head + 1 {
+            ring.events.clear();
+        }
+        ring.head = offset;
+        if ring.events.len() == self.inner.capacity {
+            ring.events.pop_front();
+        }
+        ring.events.push_back(published.clone());
+        let _ = self.inner.sender.send(published.clone());
+        drop(ring);
+        self.inner.legacy.record(&published.event);
+        self.inner
+            .counters
+            .published
+            .fetch_add(1, Ordering::Relaxed);
+        Some(published)
+    }
+
+    /// Whether a resume from `offset` needs the stream: it is behind the head and the ring no
+    /// longer starts right after it.
+    pub(crate) fn needs_stream_replay(&self, offset: u64) -> bool {
+        let ring = self.lock_ring();
+        offset < ring.head
+            && ring
+                .events
+                .front()
+                .is_none_or(|first| first.offset > offset + 1)
+    }
+}
