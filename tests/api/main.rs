@@ -28,6 +28,7 @@ mod schedules;
 mod secrets;
 mod serve_binary;
 mod shutdown;
+mod stream_limits;
 mod stream_sse;
 mod subscribe_ws;
 mod support;
