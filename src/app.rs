@@ -66,8 +66,8 @@ impl Application {
             shutdown.clone(),
         ));
         let pool = store::connect_and_migrate(&config.database_url).await?;
-        let hub = Hub::new(
-            config.history_size as usize,
+        let hub = Hub::with_limits(
+            config.limits.hub(config.history_size),
             config.subscriber_queue as usize,
         );
         let auth = Authenticator::new(
@@ -113,7 +113,8 @@ impl Application {
             config.idempotency_window(),
             router,
             Some((realtime.clone(), validator.clone())),
-        );
+        )
+        .with_max_event_bytes(config.limits.max_event_bytes as usize);
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -274,7 +275,11 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+                let Some(cutoff) = chrono::Duration::try_days(i64::from(days))
+                    .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+                else {
+                    continue;
+                };
                 // Small batches, so retention never holds long locks.
                 loop {
                     match crate::store::flags::prune_audit(&pool, cutoff, 1000).await {

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+mod limits;
+pub use limits::Limits;
+
 /// Settings of `switchyard serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -122,6 +125,10 @@ pub struct Config {
     /// The consistency validator: its windows, capacity and report retention.
     #[command(flatten)]
     pub validation: ValidationConfig,
+
+    /// Byte budgets and caps: the largest event, history and backlog bytes, legacy answers.
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
@@ -319,6 +326,7 @@ impl Config {
             breaker_stall_trip: true,
             realtime: RealtimeConfig::default(),
             validation: ValidationConfig::default(),
+            limits: Limits::default(),
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

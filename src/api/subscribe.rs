@@ -21,7 +21,8 @@ use super::AppState;
 use super::auth::Reader;
 use crate::hub::frames::ServerFrame;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
-use crate::metrics::{Metrics, Protocol};
+use crate::metrics::panics::survive;
+use crate::metrics::{Metrics, PanicSite, Protocol};
 
 /// Close code for a client that stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 4002;
@@ -91,10 +92,16 @@ pub async fn v1_ws(
     };
     configure(upgrade).on_upgrade(move |socket: WebSocket| {
         let connected = metrics.subscriber(Protocol::Ws);
-        tracker.track_future(async move {
-            session.run(socket).await;
-            drop(connected);
-        })
+        let panics = metrics.panics().clone();
+        tracker.track_future(survive(
+            panics,
+            PanicSite::Socket,
+            "a /v1/ws session",
+            async move {
+                session.run(socket).await;
+                drop(connected);
+            },
+        ))
     })
 }
 

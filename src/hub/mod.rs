@@ -62,6 +62,17 @@ pub struct Published {
     pub legacy_frame: Utf8Bytes,
 }
 
+impl Published {
+    /// What holding this event costs in memory, roughly: its two encodings plus the parsed
+    /// event (about as large as its JSON, which the `/v1` frame carries).
+    pub fn held_bytes(&self) -> usize {
+        self.frame
+            .len()
+            .saturating_mul(2)
+            .saturating_add(self.legacy_frame.len())
+    }
+}
+
 /// What a new subscriber starts from (a [`Cursor`] takes it over).
 pub(crate) struct Subscription {
     /// Events it missed since the position it asked for (empty unless `recovered`).
@@ -86,6 +97,38 @@ pub struct HubCounters {
 struct Ring {
     head: u64,
     events: VecDeque<Arc<Published>>,
+    /// The held events' encoded size (see [`Published::held_bytes`]).
+    bytes: usize,
+}
+
+/// What the hub keeps in memory, set once at start (`SWITCHYARD_HISTORY_*`, `SWITCHYARD_LEGACY_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Events kept in the history ring.
+    pub history_events: usize,
+    /// Encoded bytes kept in the history ring: the oldest events leave first when a new one
+    /// would pass it, so a stream of large events shortens the resume window instead of
+    /// growing memory.
+    pub history_bytes: usize,
+    /// Distinct `connection_type`s the legacy stats keep; the rest add up under `other`.
+    pub legacy_connection_types: usize,
+    /// The most events one legacy `/ws` command answer (`export`, `get_recent_events`,
+    /// `get_historical_data`) carries, newest kept.
+    pub legacy_answer_events: usize,
+    /// The most encoded bytes of events one legacy command answer carries.
+    pub legacy_answer_bytes: usize,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            history_events: 10_000,
+            history_bytes: 64 * 1024 * 1024,
+            legacy_connection_types: 64,
+            legacy_answer_events: 1_000,
+            legacy_answer_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 /// The in-memory event stream. Cheap to clone.
@@ -96,7 +139,7 @@ pub struct Hub {
 
 struct HubInner {
     epoch: String,
-    capacity: usize,
+    limits: HubLimits,
     ring: Mutex<Ring>,
     sender: broadcast::Sender<Arc<Published>>,
     /// System frames (`{"op":"system",...}`: flag changes, breaker transitions) for every
@@ -124,20 +167,40 @@ impl Drop for Tap {
 impl Hub {
     /// A hub that keeps `history` events and lets a subscriber fall `queue` events behind.
     pub fn new(history: usize, queue: usize) -> Self {
+        Self::with_limits(
+            HubLimits {
+                history_events: history,
+                ..HubLimits::default()
+            },
+            queue,
+        )
+    }
+
+    /// A hub with these memory limits that lets a subscriber fall `queue` events behind.
+    pub fn with_limits(limits: HubLimits, queue: usize) -> Self {
+        let history = limits.history_events.max(1);
+        let limits = HubLimits {
+            history_events: history,
+            history_bytes: limits.history_bytes.max(1),
+            legacy_connection_types: limits.legacy_connection_types.max(1),
+            legacy_answer_events: limits.legacy_answer_events.max(1),
+            legacy_answer_bytes: limits.legacy_answer_bytes.max(1),
+        };
         let (sender, _) = broadcast::channel(queue.max(1));
         let (system, _) = broadcast::channel(SYSTEM_QUEUE);
         let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         Self {
             inner: Arc::new(HubInner {
                 epoch,
-                capacity: history.max(1),
+                limits,
                 ring: Mutex::new(Ring {
                     head: 0,
                     events: VecDeque::with_capacity(history.min(65_536)),
+                    bytes: 0,
                 }),
                 sender,
                 system,
-                legacy: legacy::LegacyStats::default(),
+                legacy: legacy::LegacyStats::new(limits.legacy_connection_types),
                 counters: HubCounters::default(),
                 taps: AtomicUsize::new(0),
             }),
@@ -154,6 +217,16 @@ impl Hub {
 
     pub fn counters(&self) -> &HubCounters {
         &self.inner.counters
+    }
+
+    pub fn limits(&self) -> &HubLimits {
+        &self.inner.limits
+    }
+
+    /// Events and encoded bytes the history ring holds now.
+    pub fn history_held(&self) -> (usize, usize) {
+        let ring = self.lock_ring();
+        (ring.events.len(), ring.bytes)
     }
 
     pub fn legacy_stats(&self) -> &legacy::LegacyStats {
@@ -199,9 +272,17 @@ impl Hub {
             frame,
             legacy_frame,
         });
-        if ring.events.len() == self.inner.capacity {
-            ring.events.pop_front();
+        let size = published.held_bytes();
+        let limits = &self.inner.limits;
+        while !ring.events.is_empty()
+            && (ring.events.len() >= limits.history_events
+                || ring.bytes.saturating_add(size) > limits.history_bytes)
+        {
+            if let Some(old) = ring.events.pop_front() {
+                ring.bytes = ring.bytes.saturating_sub(old.held_bytes());
+            }
         }
+        ring.bytes = ring.bytes.saturating_add(size);
         ring.events.push_back(published.clone());
         // No receivers is fine: the event is in history for whoever connects next.
         let _ = self.inner.sender.send(published.clone());

@@ -14,6 +14,7 @@ mod follow;
 pub mod http;
 pub mod latency;
 mod listed;
+pub mod panics;
 pub mod rollouts;
 mod scrape;
 mod sources;
@@ -32,6 +33,7 @@ use crate::event::Event;
 use crate::flags::{ErrorCode, Evaluation, Reason};
 use crate::ingest::Receipt;
 pub use latency::LatencyHistogram;
+pub use panics::{PanicMetrics, PanicSite};
 use sources::SourceCap;
 pub use sources::{MAX_SOURCES, OTHER_SOURCE};
 pub use validation::ValidationMetrics;
@@ -109,6 +111,7 @@ struct Inner {
     http: http::HttpMetrics,
     validation: ValidationMetrics,
     rollouts: rollouts::RolloutMetrics,
+    panics: PanicMetrics,
 }
 
 impl Metrics {
@@ -157,6 +160,7 @@ impl Metrics {
         let http = http::HttpMetrics::register(&mut registry);
         let validation = ValidationMetrics::register(&mut registry);
         let rollouts = rollouts::RolloutMetrics::register(&mut registry);
+        let panics = PanicMetrics::register(&mut registry);
         let transitions = follow::register_transitions(&mut registry);
         follow::spawn(&sources, transitions, flag_changes, shutdown);
         registry.register_collector(Box::new(scrape::Scraped::new(sources)));
@@ -171,6 +175,7 @@ impl Metrics {
                 http,
                 validation,
                 rollouts,
+                panics,
             }),
         }
     }
@@ -240,6 +245,11 @@ impl Metrics {
     }
 
     /// The validator's figures (consistency per category, discrepancies).
+    /// Panics caught and survived.
+    pub fn panics(&self) -> &PanicMetrics {
+        &self.inner.panics
+    }
+
     pub fn rollouts(&self) -> &rollouts::RolloutMetrics {
         &self.inner.rollouts
     }

@@ -7,6 +7,7 @@ pub mod flags;
 pub mod keys;
 pub mod listen;
 pub mod pool;
+pub mod quarantine;
 pub mod rollouts;
 pub mod schedules;
 pub mod validation;
