@@ -13,6 +13,7 @@ mod fault_proxy;
 mod flags;
 mod governance;
 mod governed_path;
+mod hostile_input;
 mod legacy;
 mod metrics;
 mod migrations;
