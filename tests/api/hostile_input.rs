@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::support::wait::{self, Look};
 use crate::support::ws::{next_json, send_json};
-use crate::support::{assert_problem, event, spawn_app, spawn_app_with};
+use crate::support::{assert_problem, event, spawn_app, spawn_app_with, spawn_app_with_target};
 
 #[tokio::test]
 async fn a_nul_in_any_string_or_key_is_400_naming_field_and_index_and_nothing_is_kept() {
@@ -233,4 +233,81 @@ async fn legacy_commands_with_huge_numbers_answer_instead_of_panicking() {
     let answer = next_json(&mut ws).await;
     assert_eq!(answer["hours"], 24.0 * 366.0, "clamped: {answer}");
     assert_eq!(answer["events"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_trigger_refusal_on_a_separate_target_is_quarantined_in_the_control_store() {
+    let targeted = spawn_app_with_target(|_| {}).await;
+    let app = &targeted.app;
+    app.set_strategy("realtime").await;
+    // A first row makes switchyard apply the schema on the target.
+    let first = app.publish_ok(&event("stats", "first")).await;
+    let first: Uuid = first["events"][0]["id"].as_str().unwrap().parse().unwrap();
+    targeted
+        .target
+        .realtime_ids_holding(&HashSet::from([first]))
+        .await
+        .expect("the first row on the target");
+    let target = sqlx::PgPool::connect(&targeted.target.url()).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION monitoring.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+             RETURN NEW;
+         END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON monitoring.monitoring_events
+         FOR EACH ROW EXECUTE FUNCTION monitoring.refuse()",
+    ] {
+        sqlx::query(statement)
+            .execute(&target)
+            .await
+            .expect(statement);
+    }
+    target.close().await;
+    let batch: Vec<Value> = (0..50)
+        .map(|i| event("stats", if i == 3 { "poison" } else { "fine" }))
+        .collect();
+
+    let receipt = app.publish_ok(&Value::Array(batch)).await;
+
+    let ids: Vec<Uuid> = receipt["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let rest: HashSet<Uuid> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, id)| *id)
+        .collect();
+    let landed = targeted
+        .target
+        .realtime_ids_holding(&rest)
+        .await
+        .expect("49 rows");
+    assert!(!landed.contains(&ids[3]));
+    // The quarantine is written once the batch's other parts are: wait for it.
+    let (event_id, sqlstate): (Uuid, Option<String>) =
+        wait::until("the refused row quarantined", async || {
+            let row =
+                sqlx::query_as("SELECT event_id, sqlstate FROM switchyard.realtime_quarantine")
+                    .fetch_optional(&app.state.pool)
+                    .await
+                    .unwrap();
+            match row {
+                Some(row) => Look::Ready(row),
+                None => Look::NotYet("no quarantined row yet".into()),
+            }
+        })
+        .await;
+    assert_eq!((event_id, sqlstate.as_deref()), (ids[3], Some("P0001")));
+    let breaker = app
+        .get("/v1/breakers/realtime", app.admin())
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(breaker["state"], "closed", "{breaker:#}");
 }
