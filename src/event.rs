@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+mod storable;
+
+use storable::check_storable;
+
 /// Longest `event_type`, in characters (the legacy column is varchar(50)).
 pub const MAX_EVENT_TYPE_CHARS: usize = 50;
 /// Longest `source`, in characters (the legacy column is varchar(100)).
@@ -233,63 +237,6 @@ fn optional_object(
     }
 }
 
-/// Refuses what the Realtime table cannot store, wherever it is in the event: Postgres `text`
-/// and `jsonb` cannot hold the NUL character (`\u0000`, SQLSTATE 22P05 / 22021), and one such
-/// row would make the target refuse its whole batch. Each bad place is named by its path
-/// (`data.items[2].name`, or the key itself when a key holds it). Numbers need no check:
-/// serde_json refuses what f64 cannot hold, and jsonb's numeric holds every f64.
-fn check_storable(object: &Map<String, Value>, index: Option<usize>, errors: &mut Vec<FieldError>) {
-    for (key, value) in object {
-        let mut path = printable(key);
-        if key.contains('\0') {
-            errors.push(FieldError::new(index, &path, NUL_MESSAGE));
-        }
-        find_nul(value, &mut path, index, errors);
-    }
-}
-
-const NUL_MESSAGE: &str = "must not contain the NUL character (\\u0000): Postgres cannot store it";
-
-/// The most NUL errors one event reports (a hostile event could otherwise hold thousands).
-const MAX_NUL_ERRORS: usize = 20;
-
-fn find_nul(value: &Value, path: &mut String, index: Option<usize>, errors: &mut Vec<FieldError>) {
-    if errors.len() >= MAX_NUL_ERRORS {
-        return;
-    }
-    match value {
-        Value::String(s) if s.contains('\0') => {
-            errors.push(FieldError::new(index, path, NUL_MESSAGE));
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                find_nul(item, path, index, errors);
-                path.truncate(len);
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                let len = path.len();
-                path.push('.');
-                path.push_str(&printable(key));
-                if key.contains('\0') {
-                    errors.push(FieldError::new(index, path, NUL_MESSAGE));
-                }
-                find_nul(item, path, index, errors);
-                path.truncate(len);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// A key as a field path shows it: a NUL written as `\\u0000`, not sent raw.
-fn printable(key: &str) -> String {
-    key.replace('\0', "\\u0000")
-}
-
 /// RFC 3339, or the legacy `YYYY-MM-DD HH:MM:SS TZ` form with a zone abbreviation or offset.
 pub fn parse_timestamp(raw: &str) -> Option<DateTime<Utc>> {
     // Years 1..=9999 only: the legacy form's `%Y` takes any number of digits, and a year
@@ -485,31 +432,6 @@ mod tests {
             ]
         );
         assert!(errors.iter().all(|e| e.index == Some(3)));
-    }
-
-    #[test]
-    fn a_nul_anywhere_is_refused_with_its_path() {
-        let bad = json!({
-            "event_type": "a\u{0}b",
-            "source": "s",
-            "data": {"s": "x\u{0}", "list": [1, "\u{0}"], "k\u{0}": 1},
-            "metadata": {"nested": {"deep": "\u{0}"}}
-        });
-        let errors = parse_event(&bad, Some(2), now()).unwrap_err();
-        let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        fields.sort();
-        assert_eq!(
-            fields,
-            [
-                "data.k\\u0000",
-                "data.list[1]",
-                "data.s",
-                "event_type",
-                "metadata.nested.deep"
-            ]
-        );
-        assert!(errors.iter().all(|e| e.index == Some(2)));
-        assert!(errors.iter().all(|e| e.message.contains("NUL")));
     }
 
     #[test]
