@@ -18,6 +18,7 @@ mod legacy;
 mod metrics;
 mod migrations;
 mod publish;
+mod quarantine;
 mod realtime;
 mod resilience;
 mod rollouts;
