@@ -69,14 +69,14 @@ impl Application {
             shutdown.clone(),
         ));
         let pool = store::connect_and_migrate(&config.database_url).await?;
-        let (history, queue) = (
-            config.history_size as usize,
+        let (limits, queue) = (
+            config.limits.hub(config.history_size),
             config.subscriber_queue as usize,
         );
         // SWITCHYARD_NATS_URL set: positions, fan-out and the Realtime queue are the stream's.
         let hub = match config.nats.settings() {
-            Some(settings) => Hub::on_stream(history, queue, JetStream::connect(settings).await?),
-            None => Hub::new(history, queue),
+            Some(settings) => Hub::on_stream(limits, queue, JetStream::connect(settings).await?),
+            None => Hub::with_limits(limits, queue),
         };
         let auth = Authenticator::new(
             pool.clone(),
@@ -122,7 +122,8 @@ impl Application {
             config.idempotency_window(),
             router,
             Some((realtime.clone(), validator.clone())),
-        );
+        )
+        .with_max_event_bytes(config.limits.max_event_bytes as usize);
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -282,7 +283,11 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                     _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+                let Some(cutoff) = chrono::Duration::try_days(i64::from(days))
+                    .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+                else {
+                    continue;
+                };
                 // Small batches, so retention never holds long locks.
                 loop {
                     match crate::store::flags::prune_audit(&pool, cutoff, 1000).await {

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+mod limits;
+pub use limits::Limits;
+
 /// Settings of `switchyard serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -156,6 +159,9 @@ pub struct Config {
     /// Scale-out on NATS JetStream (off unless `SWITCHYARD_NATS_URL` is set).
     #[command(flatten)]
     pub nats: NatsConfig,
+    /// Byte budgets and caps: the largest event, history and backlog bytes, legacy answers.
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// The legacy boot-time variables, which pin the flags they map to.
     #[command(flatten)]
@@ -429,6 +435,7 @@ impl Config {
             realtime: RealtimeConfig::default(),
             validation: ValidationConfig::default(),
             nats: NatsConfig::default(),
+            limits: Limits::default(),
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }

@@ -3,11 +3,15 @@
 //! Validation follows the legacy `UnifiedMonitoringEvent` (REFERENCE.md section 1) and collects
 //! every bad field instead of stopping at the first, so a producer learns all it got wrong at once.
 
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+mod storable;
+
+use storable::check_storable;
 
 /// Longest `event_type`, in characters (the legacy column is varchar(50)).
 pub const MAX_EVENT_TYPE_CHARS: usize = 50;
@@ -146,6 +150,8 @@ pub fn parse_event(
         }
     };
 
+    check_storable(object, index, &mut errors);
+
     for key in object.keys() {
         if !matches!(
             key.as_str(),
@@ -233,6 +239,12 @@ fn optional_object(
 
 /// RFC 3339, or the legacy `YYYY-MM-DD HH:MM:SS TZ` form with a zone abbreviation or offset.
 pub fn parse_timestamp(raw: &str) -> Option<DateTime<Utc>> {
+    // Years 1..=9999 only: the legacy form's `%Y` takes any number of digits, and a year
+    // outside Postgres's timestamptz range would make the target refuse the row.
+    parse_any_timestamp(raw).filter(|ts| (1..=9999).contains(&ts.year()))
+}
+
+fn parse_any_timestamp(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim();
     if let Ok(ts) = DateTime::parse_from_rfc3339(raw) {
         return Some(ts.with_timezone(&Utc));
@@ -420,6 +432,13 @@ mod tests {
             ]
         );
         assert!(errors.iter().all(|e| e.index == Some(3)));
+    }
+
+    #[test]
+    fn a_timestamp_outside_the_years_postgres_holds_is_refused() {
+        assert!(parse_timestamp("99999-01-01 00:00:00 UTC").is_none());
+        assert!(parse_timestamp("0000-01-01T00:00:00Z").is_none());
+        assert!(parse_timestamp("9999-12-31T00:00:00Z").is_some());
     }
 
     #[test]

@@ -22,6 +22,10 @@ use crate::validator::Validator;
 pub const MAX_BATCH: usize = 1_000;
 /// Largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest single event (its compact JSON), in bytes, unless configured
+/// (`SWITCHYARD_MAX_EVENT_BYTES`): the body limit alone would let one 1 MiB event into the
+/// history ring, the backlog and every subscriber's queue.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
 
 /// Why a request's events were not accepted: the whole request is refused.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,42 @@ pub enum IngestError {
     /// the request before it were accepted; a retry with the same ids is de-duplicated.
     #[error("{0}")]
     StreamUnavailable(#[from] std::sync::Arc<PublishFailure>),
+    /// Some events are larger than the maximum event size: each one, by its index.
+    #[error("{} event(s) larger than the maximum event size", .0.len())]
+    EventTooLarge(Vec<FieldError>),
+}
+
+/// The error naming `item` when its compact JSON is over `max_bytes`. Counted without
+/// building the text, and stopped as soon as the limit is passed.
+fn oversized(item: &Value, index: Option<usize>, max_bytes: usize) -> Option<FieldError> {
+    struct Counter {
+        bytes: usize,
+        max: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes = self.bytes.saturating_add(buf.len());
+            if self.bytes > self.max {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter {
+        bytes: 0,
+        max: max_bytes,
+    };
+    serde_json::to_writer(&mut counter, item).err()?;
+    Some(FieldError {
+        index,
+        field: String::new(),
+        message: format!(
+            "the event is larger than the {max_bytes}-byte maximum event size (SWITCHYARD_MAX_EVENT_BYTES)"
+        ),
+    })
 }
 
 /// What the publisher is told about one event.
@@ -73,6 +113,7 @@ pub struct Ingest {
     router: Router,
     /// The Realtime path, and the validator told of every event routed there.
     realtime: Option<(RealtimePath, Validator)>,
+    max_event_bytes: usize,
 }
 
 impl Ingest {
@@ -92,16 +133,37 @@ impl Ingest {
             seen,
             router,
             realtime,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
         }
+    }
+
+    /// The largest event (compact JSON, in bytes) this ingest accepts.
+    pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> Self {
+        self.max_event_bytes = max_event_bytes.max(1);
+        self
+    }
+
+    /// Parses a request body with this ingest's limits (see [`Ingest::parse_body`]).
+    pub fn parse(&self, body: &[u8]) -> Result<Vec<Event>, IngestError> {
+        Self::parse_body(body, self.max_event_bytes)
+    }
+
+    /// Parses one event (a legacy ingest frame) with this ingest's limits.
+    pub fn parse_one(&self, value: &Value) -> Result<Event, Vec<FieldError>> {
+        if let Some(too_large) = oversized(value, None, self.max_event_bytes) {
+            return Err(vec![too_large]);
+        }
+        parse_event(value, None, Utc::now())
     }
 
     pub fn hub(&self) -> &Hub {
         &self.hub
     }
 
-    /// Parses a request body: one event object or an array of up to [`MAX_BATCH`]. Any bad
-    /// event rejects the whole request.
-    pub fn parse_body(body: &[u8]) -> Result<Vec<Event>, IngestError> {
+    /// Parses a request body: one event object or an array of up to [`MAX_BATCH`], each at
+    /// most `max_event_bytes` of compact JSON. Any bad event rejects the whole request; an
+    /// oversized one makes it a 413 naming each oversized event.
+    pub fn parse_body(body: &[u8], max_event_bytes: usize) -> Result<Vec<Event>, IngestError> {
         let value: Value = serde_json::from_slice(body).map_err(IngestError::NotJson)?;
         let now = Utc::now();
         let items: Vec<&Value> = match &value {
@@ -117,6 +179,14 @@ impl Ingest {
                 field: "".into(),
                 message: "the batch is empty: send one event object or a non-empty array".into(),
             }]));
+        }
+        let too_large: Vec<FieldError> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| oversized(item, Some(i), max_event_bytes))
+            .collect();
+        if !too_large.is_empty() {
+            return Err(IngestError::EventTooLarge(too_large));
         }
         let mut events = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
@@ -220,5 +290,28 @@ impl Ingest {
             realtime: entry.value().realtime,
             duplicate: !entry.is_fresh() || entry.value().duplicate,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_over_the_size_limit_is_refused_by_its_index() {
+        let small = r#"{"event_type":"x","source":"s"}"#;
+        let big = format!(
+            r#"{{"event_type":"x","source":"s","data":{{"b":"{}"}}}}"#,
+            "a".repeat(200)
+        );
+        let body = format!("[{small},{big},{small}]");
+        match Ingest::parse_body(body.as_bytes(), 100) {
+            Err(IngestError::EventTooLarge(errors)) => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(errors[0].index, Some(1));
+            }
+            other => panic!("expected EventTooLarge, got {other:?}"),
+        }
+        assert_eq!(Ingest::parse_body(body.as_bytes(), 1_000).unwrap().len(), 3);
     }
 }

@@ -60,6 +60,9 @@ pub enum ApiError {
     /// 413.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 413: events over the maximum event size, each named by its index.
+    #[error("{} event(s) larger than the maximum event size", .0.len())]
+    EventsTooLarge(Vec<FieldError>),
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -86,7 +89,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::EventsTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -105,7 +110,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed(_) => "precondition-failed",
-            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::PayloadTooLarge(_) | ApiError::EventsTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooManyRequests(_) => "too-many-requests",
@@ -121,7 +126,7 @@ impl ApiError {
             other => other.to_string(),
         };
         let errors = match self {
-            ApiError::Validation(errors) => errors.clone(),
+            ApiError::Validation(errors) | ApiError::EventsTooLarge(errors) => errors.clone(),
             _ => Vec::new(),
         };
         Problem {
@@ -209,6 +214,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooManyEvents(_) => ApiError::PayloadTooLarge(err.to_string()),
             IngestError::Invalid(errors) => ApiError::Validation(errors),
             IngestError::StreamUnavailable(_) => ApiError::Unavailable(err.to_string()),
+            IngestError::EventTooLarge(errors) => ApiError::EventsTooLarge(errors),
         }
     }
 }

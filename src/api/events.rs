@@ -20,8 +20,10 @@ pub struct PublishResponse {
 
 /// Publish monitoring events.
 ///
-/// Takes one event object or an array of up to 1,000 (1 MiB at most). A request with any
-/// invalid event is rejected whole and nothing of it is broadcast.
+/// Takes one event object or an array of up to 1,000 (1 MiB at most, each event at most
+/// `SWITCHYARD_MAX_EVENT_BYTES`, 64 KiB by default). A request with any invalid event is
+/// rejected whole and nothing of it is broadcast; a string or key holding the NUL character
+/// (which Postgres cannot store) is invalid.
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
     request_body(content = serde_json::Value, description = "An event object or an array of them", content_type = "application/json"),
@@ -30,7 +32,7 @@ pub struct PublishResponse {
         (status = 400, description = "Malformed JSON or invalid events", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Key lacks the publish scope", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over 1,000 events or 1 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Over 1,000 events, over 1 MiB, or an event over the maximum event size (64 KiB by default; each named by its index)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "On NATS: the stream cannot take events now (Retry-After)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -44,7 +46,7 @@ pub async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, ApiJson<PublishResponse>), ApiError> {
     require_json(&headers)?;
-    let events = Ingest::parse_body(&body?)?;
+    let events = ingest.parse(&body?)?;
     let labels = metrics.ingest_labels(&events);
     let receipts = ingest.accept(events).await?;
     metrics.count_ingested(labels, &receipts);

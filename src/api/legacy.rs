@@ -24,15 +24,21 @@ use super::origin::AllowedOrigin;
 use super::stream_guard::{SendFailure, send_within};
 use super::stream_limit::StreamSlot;
 use super::subscribe::{CLOSE_UNRESPONSIVE, SubscriberState, configure};
-use crate::event::parse_event;
-use crate::hub::legacy::{frame_value, rfc3339};
+use crate::hub::legacy::{bounded_frames, rfc3339};
 use crate::hub::{Cursor, Delivery, Hub, Published};
 use crate::ingest::Ingest;
 use crate::metrics::connections::CutReason;
-use crate::metrics::{Metrics, Protocol};
+use crate::metrics::panics::survive;
+use crate::metrics::{Metrics, PanicSite, Protocol};
 
 /// Events sent in `initial_stats.recent_events`.
 const INITIAL_RECENT: usize = 50;
+/// The longest look-back `get_historical_data` and `get_time_series` take, in hours (a year;
+/// history is in memory and far shorter): larger values are clamped, so no client number
+/// reaches date arithmetic unchecked.
+const MAX_HOURS: f64 = 24.0 * 366.0;
+/// The widest `get_time_series` bucket, in minutes (a day).
+const MAX_INTERVAL_MINUTES: f64 = 24.0 * 60.0;
 
 /// What the legacy ingest socket needs of the application.
 #[derive(Clone)]
@@ -98,11 +104,18 @@ pub async fn dashboard_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let tracker = state.connections.clone();
+    let panics = state.metrics.panics().clone();
     configure(upgrade).on_upgrade(move |socket| {
-        tracker.track_future(async move {
+        let session = async move {
             dashboard_session(socket, state).await;
             drop(slot);
-        })
+        };
+        tracker.track_future(survive(
+            panics,
+            PanicSite::Socket,
+            "a legacy /ws session",
+            session,
+        ))
     })
 }
 
@@ -200,16 +213,12 @@ fn text(value: Value) -> Message {
     Message::Text(value.to_string().into())
 }
 
-fn legacy_events(events: &[Arc<Published>]) -> Vec<Value> {
-    events.iter().map(|p| frame_value(&p.event)).collect()
-}
-
 fn initial_stats(hub: &Hub) -> Value {
     json!({
         "type": "initial_stats",
         "stats": hub.legacy_stats().stats(None),
         "session_metrics": hub.legacy_stats().session_metrics(),
-        "recent_events": legacy_events(&hub.recent(INITIAL_RECENT)),
+        "recent_events": bounded(hub, &hub.recent(INITIAL_RECENT)).0,
         "timestamp": rfc3339(Utc::now()),
     })
 }
@@ -232,32 +241,51 @@ pub fn answer_command(hub: &Hub, raw: &str) -> Value {
         }
         Some("get_recent_events") => {
             let limit = number("limit", 100.0).clamp(0.0, 10_000.0) as usize;
-            json!({"type": "recent_events", "events": legacy_events(&hub.recent(limit)), "timestamp": rfc3339(now)})
+            let (events, truncated) = bounded(hub, &hub.recent(limit));
+            json!({"type": "recent_events", "events": events, "truncated": truncated, "timestamp": rfc3339(now)})
         }
         Some("get_historical_data") => {
-            let hours = number("hours", 1.0).max(0.0);
-            let events = within(hub, hours);
-            json!({"type": "historical_data", "hours": hours, "events": legacy_events(&events), "timestamp": rfc3339(now)})
+            let hours = number("hours", 1.0).clamp(0.0, MAX_HOURS);
+            let (events, truncated) = bounded(hub, &within(hub, hours));
+            json!({"type": "historical_data", "hours": hours, "events": events, "truncated": truncated, "timestamp": rfc3339(now)})
         }
         Some("get_time_series") => {
-            let interval_minutes = number("interval_minutes", 5.0).max(1.0);
-            let hours = number("hours", 1.0).max(0.0);
+            let interval_minutes = number("interval_minutes", 5.0).clamp(1.0, MAX_INTERVAL_MINUTES);
+            let hours = number("hours", 1.0).clamp(0.0, MAX_HOURS);
             json!({"type": "time_series", "interval_minutes": interval_minutes, "hours": hours,
                    "series": time_series(&within(hub, hours), interval_minutes), "timestamp": rfc3339(now)})
         }
         Some("export") => {
-            let events = legacy_events(&hub.recent(usize::MAX));
-            json!({"type": "export_complete", "count": events.len(), "events": events, "timestamp": rfc3339(now)})
+            // The newest events within the answer bounds; `total` says how many history held.
+            let all = hub.recent(usize::MAX);
+            let (events, truncated) = bounded(hub, &all);
+            json!({"type": "export_complete", "count": events.len(), "total": all.len(),
+                   "truncated": truncated, "events": events, "timestamp": rfc3339(now)})
         }
         Some(other) => error(format!("unknown command `{other}`")),
         None => error("expected {\"command\": ...}".into()),
     }
 }
 
+/// The legacy frames of `events` within the hub's answer bounds (`SWITCHYARD_LEGACY_ANSWER_*`).
+fn bounded(hub: &Hub, events: &[Arc<Published>]) -> (Vec<Value>, bool) {
+    let limits = hub.limits();
+    bounded_frames(
+        events,
+        limits.legacy_answer_events,
+        limits.legacy_answer_bytes,
+    )
+}
+
 /// Events in history whose timestamp is within the last `hours` (history is in memory, so
-/// this covers what the ring still holds).
+/// this covers what the ring still holds). `hours` is clamped by the caller; a cutoff before
+/// chrono's range still means "everything".
 fn within(hub: &Hub, hours: f64) -> Vec<Arc<Published>> {
-    let cutoff = Utc::now() - Duration::from_secs_f64(hours * 3600.0);
+    let look_back = Duration::from_secs_f64((hours * 3600.0).clamp(0.0, MAX_HOURS * 3600.0));
+    let cutoff = chrono::Duration::from_std(look_back)
+        .ok()
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
     hub.recent(usize::MAX)
         .into_iter()
         .filter(|p| p.event.timestamp >= cutoff)
@@ -302,11 +330,18 @@ pub async fn ingest_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let tracker = state.connections.clone();
+    let panics = state.metrics.panics().clone();
     configure(upgrade).on_upgrade(move |socket| {
-        tracker.track_future(async move {
+        let session = async move {
             ingest_session(socket, state).await;
             drop(slot);
-        })
+        };
+        tracker.track_future(survive(
+            panics,
+            PanicSite::Socket,
+            "a legacy /events session",
+            session,
+        ))
     })
 }
 
@@ -353,7 +388,7 @@ async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {
         Ok(value) => value,
         Err(e) => return json!({"status": "error", "message": format!("invalid JSON: {e}")}),
     };
-    match parse_event(&value, None, Utc::now()) {
+    match ingest.parse_one(&value) {
         Ok(event) => {
             let event_type = event.event_type.clone();
             let label = metrics.ingest_label(&event);

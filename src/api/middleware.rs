@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -18,7 +19,7 @@ use tracing::Span;
 use super::error::ApiError;
 use crate::config::Config;
 use crate::ingest::MAX_BODY_BYTES;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PanicMetrics, PanicSite, panics::panic_message};
 
 pub fn apply<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
@@ -70,7 +71,9 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),
-        ));
+        ))
+        // Innermost, so the layers above see (trace, count) the 500 it answers with.
+        .layer(catch_panics(metrics.panics().clone()));
     router
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(stack)
@@ -82,6 +85,20 @@ pub fn apply<S: Clone + Send + Sync + 'static>(
         ))
 }
 
+/// A handler that panics answers 500 problem+json (no details: they are logged) and is
+/// counted, instead of dropping the connection without an answer.
+pub fn catch_panics(
+    panics: PanicMetrics,
+) -> CatchPanicLayer<
+    impl Fn(Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response + Clone,
+> {
+    CatchPanicLayer::custom(move |payload: Box<dyn std::any::Any + Send + 'static>| {
+        panics.count(PanicSite::Http);
+        tracing::error!(panic = %panic_message(payload.as_ref()), "a request handler panicked; answered 500");
+        ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+    })
+}
+
 fn overloaded() -> axum::response::Response {
     let mut response =
         ApiError::Unavailable("the server is at its concurrency limit; retry shortly".into())
@@ -90,4 +107,44 @@ fn overloaded() -> axum::response::Response {
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_problem_json_and_is_counted() {
+        let panics = PanicMetrics::default();
+        let app: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("secret detail");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(catch_panics(panics.clone()));
+        let response = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 500);
+        assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
+        assert_eq!(panics.get(PanicSite::Http), 1);
+    }
 }

@@ -28,7 +28,8 @@ use super::stream_limit::StreamSlot;
 use crate::hub::frames::ServerFrame;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
 use crate::metrics::connections::CutReason;
-use crate::metrics::{Metrics, Protocol};
+use crate::metrics::panics::survive;
+use crate::metrics::{Metrics, PanicSite, Protocol};
 
 /// Close code for a client that stopped answering pings.
 pub const CLOSE_UNRESPONSIVE: u16 = 4002;
@@ -98,10 +99,16 @@ pub async fn v1_ws(
     let session = Session::new(state);
     configure(upgrade).on_upgrade(move |socket: WebSocket| {
         let connected = session.metrics.subscriber(Protocol::Ws);
-        tracker.track_future(async move {
-            session.run(socket).await;
-            drop((connected, slot));
-        })
+        let panics = session.metrics.panics().clone();
+        tracker.track_future(survive(
+            panics,
+            PanicSite::Socket,
+            "a /v1/ws session",
+            async move {
+                session.run(socket).await;
+                drop((connected, slot));
+            },
+        ))
     })
 }
 

@@ -27,10 +27,23 @@ pub struct ConnectionStats {
     pub total_bytes: u64,
 }
 
-/// Stats per connection type plus the last `session_metrics` data seen.
-#[derive(Debug, Default)]
+/// Where connection types past the cap add up.
+pub const OTHER_CONNECTION_TYPE: &str = "other";
+
+/// Stats per connection type plus the last `session_metrics` data seen. The connection type
+/// is the producer's choice, so the map is capped (`SWITCHYARD_LEGACY_CONNECTION_TYPES`):
+/// types seen after the cap is reached add up under `other`. Counters saturate, whatever
+/// sizes producers report.
+#[derive(Debug)]
 pub struct LegacyStats {
     inner: Mutex<LegacyInner>,
+    max_connection_types: usize,
+}
+
+impl Default for LegacyStats {
+    fn default() -> Self {
+        Self::new(64)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +54,14 @@ struct LegacyInner {
 }
 
 impl LegacyStats {
+    /// Stats that keep at most `max_connection_types` types apart (plus `other`).
+    pub fn new(max_connection_types: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_connection_types: max_connection_types.max(1),
+        }
+    }
+
     /// Folds one event into the stats; only connection events and `session_metrics` count.
     pub fn record(&self, event: &Event) {
         if event.event_type != "event" && event.event_type != "session_metrics" {
@@ -52,18 +73,24 @@ impl LegacyStats {
             return;
         }
         let data = &event.data;
-        let connection_type = data
+        let named = data
             .get("connection_type")
             .and_then(Value::as_str)
-            .unwrap_or("unknown")
-            .to_string();
+            .unwrap_or("unknown");
+        let connection_type = if inner.by_type.contains_key(named)
+            || inner.by_type.len() < self.max_connection_types
+        {
+            named.to_string()
+        } else {
+            OTHER_CONNECTION_TYPE.to_string()
+        };
         let response_time = data.get("response_time_ms").and_then(Value::as_f64);
         let timed = if response_time.is_some() {
             let n = inner
                 .timed_events
                 .entry(connection_type.clone())
                 .or_default();
-            *n += 1;
+            *n = n.saturating_add(1);
             *n
         } else {
             0
@@ -75,26 +102,28 @@ impl LegacyStats {
                 connection_type,
                 ..Default::default()
             });
-        stats.total_events += 1;
+        stats.total_events = stats.total_events.saturating_add(1);
         let size = data
             .get("data_size_bytes")
             .and_then(Value::as_u64)
             .unwrap_or(0);
         match data.get("direction").and_then(Value::as_str) {
             Some("sent" | "send" | "outbound" | "out" | "request") => {
-                stats.total_sent_bytes += size
+                stats.total_sent_bytes = stats.total_sent_bytes.saturating_add(size)
             }
-            Some(_) => stats.total_received_bytes += size,
+            Some(_) => stats.total_received_bytes = stats.total_received_bytes.saturating_add(size),
             None => {}
         }
-        stats.total_bytes = stats.total_sent_bytes + stats.total_received_bytes;
+        stats.total_bytes = stats
+            .total_sent_bytes
+            .saturating_add(stats.total_received_bytes);
         if data
             .get("error")
             .is_some_and(|e| !e.is_null() && e != "" && e != &Value::Bool(false))
         {
-            stats.total_errors += 1;
+            stats.total_errors = stats.total_errors.saturating_add(1);
         }
-        if let Some(ms) = response_time {
+        if let Some(ms) = response_time.filter(|ms| ms.is_finite()) {
             stats.avg_response_time_ms += (ms - stats.avg_response_time_ms) / timed as f64;
         }
         if let Some(active) = data.get("active_connections").and_then(Value::as_u64) {
@@ -126,6 +155,29 @@ impl LegacyStats {
 
 pub fn rfc3339(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The legacy frames of the newest of `events` that fit in `max_events` and `max_bytes`
+/// (encoded), oldest first, and whether any were left out. A legacy command answer is one
+/// WebSocket message, so without a bound `export` would copy the whole ring into it.
+pub fn bounded_frames(
+    events: &[std::sync::Arc<super::Published>],
+    max_events: usize,
+    max_bytes: usize,
+) -> (Vec<Value>, bool) {
+    let mut frames = Vec::new();
+    let mut bytes = 0usize;
+    for published in events.iter().rev() {
+        let size = published.legacy_frame.len();
+        if frames.len() >= max_events || bytes.saturating_add(size) > max_bytes {
+            break;
+        }
+        bytes += size;
+        frames.push(frame_value(&published.event));
+    }
+    let truncated = frames.len() < events.len();
+    frames.reverse();
+    (frames, truncated)
 }
 
 /// The legacy frame for one event.
@@ -203,5 +255,55 @@ mod tests {
         assert_eq!(s["total_errors"], 1);
         assert_eq!(s["avg_response_time_ms"], 15.0);
         assert_eq!(stats.stats(Some("redis")), json!({}));
+    }
+
+    #[test]
+    fn connection_types_past_the_cap_add_up_under_other() {
+        let stats = LegacyStats::new(2);
+        for kind in ["a", "b", "c", "d", "a"] {
+            stats.record(&event(json!({"event_type": "event", "source": "s",
+                "data": {"connection_type": kind}})));
+        }
+        let all = stats.stats(None);
+        let mut keys: Vec<_> = all.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["a", "b", "other"]);
+        assert_eq!(all["a"]["total_events"], 2);
+        assert_eq!(all["other"]["total_events"], 2);
+    }
+
+    #[test]
+    fn byte_counters_saturate_instead_of_overflowing() {
+        let stats = LegacyStats::default();
+        for dir in ["sent", "sent", "received"] {
+            stats.record(&event(
+                json!({"event_type": "event", "source": "s", "data": {
+                "connection_type": "x", "direction": dir, "data_size_bytes": u64::MAX}}),
+            ));
+        }
+        let all = stats.stats(None);
+        assert_eq!(all["x"]["total_sent_bytes"], u64::MAX);
+        assert_eq!(all["x"]["total_bytes"], u64::MAX);
+    }
+
+    #[test]
+    fn command_answers_keep_the_newest_events_within_the_bounds() {
+        let hub = crate::hub::Hub::new(100, 16);
+        for n in 0..10 {
+            hub.publish(event(
+                json!({"event_type": "stats", "source": format!("s{n}")}),
+            ));
+        }
+        let events = hub.recent(usize::MAX);
+        let (frames, truncated) = bounded_frames(&events, 4, usize::MAX);
+        assert!(truncated);
+        assert_eq!(frames.len(), 4);
+        let one = events[0].legacy_frame.len();
+        let (frames, truncated) = bounded_frames(&events, 100, one * 2 + 1);
+        assert!(truncated);
+        assert_eq!(frames.len(), 2);
+        let (frames, truncated) = bounded_frames(&events, 100, usize::MAX);
+        assert!(!truncated);
+        assert_eq!(frames.len(), 10);
     }
 }

@@ -20,6 +20,7 @@ mod filter;
 pub mod frames;
 pub mod jetstream;
 pub mod legacy;
+mod limits;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -33,6 +34,7 @@ use utoipa::ToSchema;
 pub use cursor::{Cursor, Delivery, Start};
 pub use filter::Filter;
 pub use frames::{AlertState, SystemFrame, Transport};
+pub use limits::HubLimits;
 
 use crate::event::Event;
 
@@ -63,6 +65,17 @@ pub struct Published {
     pub legacy_frame: Utf8Bytes,
 }
 
+impl Published {
+    /// What holding this event costs in memory, roughly: its two encodings plus the parsed
+    /// event (about as large as its JSON, which the `/v1` frame carries).
+    pub fn held_bytes(&self) -> usize {
+        self.frame
+            .len()
+            .saturating_mul(2)
+            .saturating_add(self.legacy_frame.len())
+    }
+}
+
 /// What a new subscriber starts from (a [`Cursor`] takes it over).
 pub(crate) struct Subscription {
     /// Events it missed since the position it asked for (empty unless `recovered`).
@@ -87,6 +100,8 @@ pub struct HubCounters {
 struct Ring {
     head: u64,
     events: VecDeque<Arc<Published>>,
+    /// The held events' encoded size (see [`Published::held_bytes`]).
+    bytes: usize,
 }
 
 /// The in-memory event stream. Cheap to clone.
@@ -97,7 +112,7 @@ pub struct Hub {
 
 struct HubInner {
     epoch: String,
-    capacity: usize,
+    limits: HubLimits,
     ring: Mutex<Ring>,
     sender: broadcast::Sender<Arc<Published>>,
     /// System frames (`{"op":"system",...}`: flag changes, breaker transitions) for every
@@ -127,30 +142,50 @@ impl Drop for Tap {
 impl Hub {
     /// A hub that keeps `history` events and lets a subscriber fall `queue` events behind.
     pub fn new(history: usize, queue: usize) -> Self {
+        Self::with_limits(
+            HubLimits {
+                history_events: history,
+                ..HubLimits::default()
+            },
+            queue,
+        )
+    }
+
+    /// A hub with these memory limits that lets a subscriber fall `queue` events behind.
+    pub fn with_limits(limits: HubLimits, queue: usize) -> Self {
         let epoch = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        Self::build(history, queue, epoch, 0, None)
+        Self::build(limits, queue, epoch, 0, None)
     }
 
     fn build(
-        history: usize,
+        limits: HubLimits,
         queue: usize,
         epoch: String,
         head: u64,
         stream: Option<jetstream::JetStream>,
     ) -> Self {
+        let history = limits.history_events.max(1);
+        let limits = HubLimits {
+            history_events: history,
+            history_bytes: limits.history_bytes.max(1),
+            legacy_connection_types: limits.legacy_connection_types.max(1),
+            legacy_answer_events: limits.legacy_answer_events.max(1),
+            legacy_answer_bytes: limits.legacy_answer_bytes.max(1),
+        };
         let (sender, _) = broadcast::channel(queue.max(1));
         let (system, _) = broadcast::channel(SYSTEM_QUEUE);
         Self {
             inner: Arc::new(HubInner {
                 epoch,
-                capacity: history.max(1),
+                limits,
                 ring: Mutex::new(Ring {
                     head,
                     events: VecDeque::with_capacity(history.min(65_536)),
+                    bytes: 0,
                 }),
                 sender,
                 system,
-                legacy: legacy::LegacyStats::default(),
+                legacy: legacy::LegacyStats::new(limits.legacy_connection_types),
                 counters: HubCounters::default(),
                 taps: AtomicUsize::new(0),
                 stream,
@@ -168,6 +203,16 @@ impl Hub {
 
     pub fn counters(&self) -> &HubCounters {
         &self.inner.counters
+    }
+
+    pub fn limits(&self) -> &HubLimits {
+        &self.inner.limits
+    }
+
+    /// Events and encoded bytes the history ring holds now.
+    pub fn history_held(&self) -> (usize, usize) {
+        let ring = self.lock_ring();
+        (ring.events.len(), ring.bytes)
     }
 
     pub fn legacy_stats(&self) -> &legacy::LegacyStats {
@@ -213,10 +258,7 @@ impl Hub {
             frame,
             legacy_frame,
         });
-        if ring.events.len() == self.inner.capacity {
-            ring.events.pop_front();
-        }
-        ring.events.push_back(published.clone());
+        self.keep(&mut ring, published.clone());
         // No receivers is fine: the event is in history for whoever connects next.
         let _ = self.inner.sender.send(published.clone());
         self.inner
@@ -224,6 +266,23 @@ impl Hub {
             .published
             .fetch_add(1, Ordering::Relaxed);
         published
+    }
+
+    /// Keeps `published` in the ring, evicting the oldest events while the ring is over its
+    /// count or byte budget. Called with the ring locked, before the send.
+    fn keep(&self, ring: &mut Ring, published: Arc<Published>) {
+        let size = published.held_bytes();
+        let limits = &self.inner.limits;
+        while !ring.events.is_empty()
+            && (ring.events.len() >= limits.history_events
+                || ring.bytes.saturating_add(size) > limits.history_bytes)
+        {
+            if let Some(old) = ring.events.pop_front() {
+                ring.bytes = ring.bytes.saturating_sub(old.held_bytes());
+            }
+        }
+        ring.bytes = ring.bytes.saturating_add(size);
+        ring.events.push_back(published);
     }
 
     /// Sends a system frame to every connected `/v1/ws` and `/v1/stream` client, encoded once.

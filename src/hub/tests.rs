@@ -18,6 +18,43 @@ fn offsets_increase_by_one_and_history_is_bounded() {
 }
 
 #[test]
+fn history_is_bounded_by_bytes_too_and_keeps_the_newest() {
+    let one = {
+        let hub = Hub::new(100, 16);
+        hub.publish(event(0));
+        hub.history_held().1
+    };
+    let limits = HubLimits {
+        history_events: 100,
+        history_bytes: one * 3 + one / 2,
+        ..HubLimits::default()
+    };
+    let hub = Hub::with_limits(limits, 16);
+    for n in 0..10 {
+        hub.publish(event(n));
+    }
+    let (events, bytes) = hub.history_held();
+    assert_eq!(events, 3);
+    assert!(bytes <= limits.history_bytes, "{bytes} bytes held");
+    let recent: Vec<u64> = hub.recent(10).iter().map(|p| p.offset).collect();
+    assert_eq!(recent, [8, 9, 10]);
+}
+
+#[test]
+fn an_event_larger_than_the_byte_budget_is_still_kept_alone() {
+    let hub = Hub::with_limits(
+        HubLimits {
+            history_bytes: 1,
+            ..HubLimits::default()
+        },
+        16,
+    );
+    hub.publish(event(0));
+    hub.publish(event(1));
+    assert_eq!(hub.history_held().0, 1);
+}
+
+#[test]
 fn resume_is_all_or_nothing() {
     let hub = Hub::new(3, 16);
     for n in 0..5 {

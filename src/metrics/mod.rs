@@ -15,6 +15,7 @@ mod follow;
 pub mod http;
 pub mod latency;
 mod listed;
+pub mod panics;
 pub mod rollouts;
 mod scrape;
 mod sources;
@@ -33,6 +34,7 @@ use crate::event::Event;
 use crate::flags::{ErrorCode, Evaluation, Reason};
 use crate::ingest::Receipt;
 pub use latency::LatencyHistogram;
+pub use panics::{PanicMetrics, PanicSite};
 use sources::SourceCap;
 pub use sources::{MAX_SOURCES, OTHER_SOURCE};
 pub use validation::ValidationMetrics;
@@ -111,6 +113,7 @@ struct Inner {
     validation: ValidationMetrics,
     rollouts: rollouts::RolloutMetrics,
     connections: connections::ConnectionMetrics,
+    panics: PanicMetrics,
 }
 
 impl Metrics {
@@ -160,6 +163,7 @@ impl Metrics {
         let validation = ValidationMetrics::register(&mut registry);
         let rollouts = rollouts::RolloutMetrics::register(&mut registry);
         let connections = connections::ConnectionMetrics::register(&mut registry);
+        let panics = PanicMetrics::register(&mut registry);
         let transitions = follow::register_transitions(&mut registry);
         follow::spawn(&sources, transitions, flag_changes, shutdown);
         registry.register_collector(Box::new(scrape::Scraped::new(sources)));
@@ -175,6 +179,7 @@ impl Metrics {
                 validation,
                 rollouts,
                 connections,
+                panics,
             }),
         }
     }
@@ -244,6 +249,11 @@ impl Metrics {
     }
 
     /// The validator's figures (consistency per category, discrepancies).
+    /// Panics caught and survived.
+    pub fn panics(&self) -> &PanicMetrics {
+        &self.inner.panics
+    }
+
     pub fn rollouts(&self) -> &rollouts::RolloutMetrics {
         &self.inner.rollouts
     }

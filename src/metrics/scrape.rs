@@ -96,7 +96,7 @@ impl Scraped {
         family(
             encoder,
             "switchyard_broadcast_events",
-            "Events by delivery path and outcome: websocket/published (every accepted event), realtime/written (live batches), replayed (from the backlog), dead_letter_replayed, duplicate (already in the target), dead_lettered, dropped",
+            "Events by delivery path and outcome: websocket/published (every accepted event), realtime/written (live batches), replayed (from the backlog), dead_letter_replayed, duplicate (already in the target), dead_lettered, dropped, quarantined (refused by the target for its content, set aside with the error)",
             MetricType::Counter,
             vec![
                 path("websocket", "published", read(&hub.published)),
@@ -110,6 +110,7 @@ impl Scraped {
                 path("realtime", "duplicate", realtime.skipped_duplicates),
                 path("realtime", "dead_lettered", realtime.dead_lettered),
                 path("realtime", "dropped", realtime.dropped),
+                path("realtime", "quarantined", realtime.quarantined),
             ],
         )?;
         counter(
@@ -240,6 +241,18 @@ impl Scraped {
             "switchyard_realtime_backlog_depth",
             "Events held in memory for replay (the fallback while the target fails)",
             status.backlog_depth as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_realtime_backlog_bytes",
+            "Encoded bytes of the events held in memory for replay (bounded by SWITCHYARD_REALTIME_BACKLOG_BYTES)",
+            status.backlog_bytes as f64,
+        )?;
+        gauge(
+            encoder,
+            "switchyard_hub_history_bytes",
+            "Encoded bytes of the events in the hub's history ring (bounded by SWITCHYARD_HISTORY_BYTES)",
+            self.sources.hub.history_held().1 as f64,
         )?;
         gauge(
             encoder,

@@ -44,7 +44,7 @@ impl ValidationMetrics {
         let discrepancies = Family::<DiscrepancyLabels, Counter>::default();
         registry.register(
             "switchyard_validation_discrepancies",
-            "Discrepancies the validator found, by category and kind (missing_in_realtime, missing_in_websocket, payload_mismatch, duplicate, out_of_order, late)",
+            "Discrepancies the validator found, by category and kind (missing_in_realtime, missing_in_websocket, payload_mismatch, duplicate, out_of_order, late, quarantined)",
             super::listed::Listed(discrepancies.clone()),
         );
         let compared = Family::<CategoryLabels, Counter>::default();

@@ -9,7 +9,9 @@
 //!   batch re-entering the backlog goes back in front of younger events, and events that
 //!   overflowed the queue straight into the backlog are sorted among the ones still queued.
 //!   Replay takes from the front.
-//! - **Bounded.** Beyond `capacity` the youngest entry overflows (the backlog stays the oldest
+//! - **Bounded.** Beyond `capacity` events, or `byte_capacity` bytes (each event's encoded
+//!   size, [`crate::hub::Published::held_bytes`]; one event alone is always held), the
+//!   youngest entries overflow (the backlog stays the oldest
 //!   stretch of the stream, so replay stays in order). What happens to it depends on the
 //!   [`Overflow`] mode:
 //!   - [`Overflow::DeadLetter`] (the target is another database than the control store): it
@@ -40,20 +42,24 @@ pub enum Overflow {
 }
 
 /// What became of an event handed to the backlog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
     /// In memory, waiting for replay.
     InMemory,
     /// The event (or a younger one it displaced) is on its way to the dead letter.
     Spilled,
-    /// The event (or a younger one it displaced) is lost, and must be counted: this one.
-    Dropped(Uuid),
+    /// The event (or younger ones it displaced) is lost, and must be counted: these.
+    Dropped(Vec<Uuid>),
 }
 
 #[derive(Debug)]
 pub struct Backlog {
     capacity: usize,
+    /// Bytes the memory part may hold; the spill buffer has the same budget of its own.
+    byte_capacity: usize,
+    bytes: usize,
     spill_capacity: usize,
+    spill_bytes: usize,
     overflow: Overflow,
     entries: BTreeMap<u64, Pending>,
     spill: VecDeque<Pending>,
@@ -63,10 +69,24 @@ pub struct Backlog {
 }
 
 impl Backlog {
+    #[cfg(test)]
     pub fn new(capacity: usize, spill_capacity: usize, overflow: Overflow) -> Self {
+        Self::with_bytes(capacity, usize::MAX, spill_capacity, overflow)
+    }
+
+    /// A backlog bounded by bytes as well as by events.
+    pub fn with_bytes(
+        capacity: usize,
+        byte_capacity: usize,
+        spill_capacity: usize,
+        overflow: Overflow,
+    ) -> Self {
         Self {
             capacity: capacity.max(1),
+            byte_capacity: byte_capacity.max(1),
+            bytes: 0,
             spill_capacity: spill_capacity.max(1),
+            spill_bytes: 0,
             overflow,
             entries: BTreeMap::new(),
             spill: VecDeque::new(),
@@ -84,25 +104,38 @@ impl Backlog {
         if self.spilled_tail && younger_than_memory {
             return self.spill(pending);
         }
-        self.entries.insert(offset, pending);
-        if self.entries.len() <= self.capacity {
-            return Held::InMemory;
+        self.bytes = self.bytes.saturating_add(size_of(&pending));
+        if let Some(replaced) = self.entries.insert(offset, pending) {
+            self.bytes = self.bytes.saturating_sub(size_of(&replaced));
         }
-        let (_, youngest) = self
-            .entries
-            .pop_last()
-            .expect("the backlog is over capacity, so not empty");
-        match self.overflow {
-            Overflow::DeadLetter => self.spill(youngest),
-            Overflow::Drop => Held::Dropped(youngest.published.event.id),
+        let mut held = Held::InMemory;
+        while self.entries.len() > self.capacity
+            || (self.bytes > self.byte_capacity && self.entries.len() > 1)
+        {
+            let (_, youngest) = self
+                .entries
+                .pop_last()
+                .expect("the backlog is over capacity, so not empty");
+            self.bytes = self.bytes.saturating_sub(size_of(&youngest));
+            let overflowed = match self.overflow {
+                Overflow::DeadLetter => self.spill(youngest),
+                Overflow::Drop => Held::Dropped(vec![youngest.published.event.id]),
+            };
+            held = merge(held, overflowed);
         }
+        held
     }
 
     fn spill(&mut self, pending: Pending) -> Held {
-        if self.spill.len() >= self.spill_capacity {
-            return Held::Dropped(pending.published.event.id);
+        let size = size_of(&pending);
+        if self.spill.len() >= self.spill_capacity
+            || (!self.spill.is_empty()
+                && self.spill_bytes.saturating_add(size) > self.byte_capacity)
+        {
+            return Held::Dropped(vec![pending.published.event.id]);
         }
         self.spilled_tail = true;
+        self.spill_bytes = self.spill_bytes.saturating_add(size);
         self.spill.push_back(pending);
         Held::Spilled
     }
@@ -115,8 +148,15 @@ impl Backlog {
     /// Removes entries once the target has them. Entries already gone are ignored.
     pub fn remove(&mut self, offsets: impl IntoIterator<Item = u64>) {
         for offset in offsets {
-            self.entries.remove(&offset);
+            if let Some(gone) = self.entries.remove(&offset) {
+                self.bytes = self.bytes.saturating_sub(size_of(&gone));
+            }
         }
+    }
+
+    /// Bytes held in memory (not counting the spill).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Events in memory.
@@ -142,12 +182,16 @@ impl Backlog {
     /// Takes up to `n` events bound for the dead letter, oldest first.
     pub fn take_spill(&mut self, n: usize) -> Vec<Pending> {
         let n = n.min(self.spill.len());
-        self.spill.drain(..n).collect()
+        let taken: Vec<Pending> = self.spill.drain(..n).collect();
+        let size: usize = taken.iter().map(size_of).sum();
+        self.spill_bytes = self.spill_bytes.saturating_sub(size);
+        taken
     }
 
     /// Puts events back at the front of the spill after a failed dead-letter write.
     pub fn return_spill(&mut self, events: Vec<Pending>) {
         for pending in events.into_iter().rev() {
+            self.spill_bytes = self.spill_bytes.saturating_add(size_of(&pending));
             self.spill.push_front(pending);
         }
     }
@@ -179,11 +223,29 @@ impl Backlog {
 
     /// Everything still held in memory, oldest first (for a final spill at shutdown).
     pub fn take_all(&mut self) -> Vec<Pending> {
+        self.bytes = 0;
         std::mem::take(&mut self.entries).into_values().collect()
     }
 
     pub fn overflow(&self) -> Overflow {
         self.overflow
+    }
+}
+
+fn size_of(pending: &Pending) -> usize {
+    pending.published.held_bytes()
+}
+
+/// What a push amounted to when it also displaced younger events.
+fn merge(so_far: Held, overflowed: Held) -> Held {
+    match (so_far, overflowed) {
+        (Held::Dropped(mut ids), Held::Dropped(more)) => {
+            ids.extend(more);
+            Held::Dropped(ids)
+        }
+        (Held::Dropped(ids), _) | (_, Held::Dropped(ids)) => Held::Dropped(ids),
+        (_, Held::Spilled) | (Held::Spilled, _) => Held::Spilled,
+        _ => Held::InMemory,
     }
 }
 

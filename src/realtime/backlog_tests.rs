@@ -52,13 +52,13 @@ fn without_a_dead_letter_the_youngest_overflow_is_dropped_and_the_oldest_kept() 
             Held::InMemory,
             Held::InMemory,
             Held::InMemory,
-            Held::Dropped(all[4].published.event.id)
+            Held::Dropped(vec![all[4].published.event.id])
         ]
     );
     // An older event still fits: it pushes out the youngest.
     assert_eq!(
         backlog.push(all[0].clone()),
-        Held::Dropped(all[3].published.event.id)
+        Held::Dropped(vec![all[3].published.event.id])
     );
     assert_eq!(offsets(&backlog.front(10)), offsets(&all[..3]));
     assert_eq!(backlog.spill_len(), 0);
@@ -111,8 +111,8 @@ fn a_full_spill_drops_and_a_failed_dead_letter_write_puts_events_back_in_order()
             Held::InMemory,
             Held::Spilled,
             Held::Spilled,
-            Held::Dropped(all[3].published.event.id),
-            Held::Dropped(all[4].published.event.id)
+            Held::Dropped(vec![all[3].published.event.id]),
+            Held::Dropped(vec![all[4].published.event.id])
         ]
     );
     let first = backlog.take_spill(1);
@@ -143,4 +143,32 @@ fn take_all_empties_memory_in_stream_order() {
     }
     assert_eq!(offsets(&backlog.take_all()), offsets(&all));
     assert!(backlog.is_empty());
+}
+
+#[test]
+fn past_its_byte_budget_the_backlog_overflows_as_past_its_count() {
+    let hub = Hub::new(1000, 16);
+    let all = events(&hub, 5);
+    let one = all[0].published.held_bytes();
+    let mut backlog = Backlog::with_bytes(100, one * 3, 10, Overflow::Drop);
+    let held: Vec<Held> = all[1..].iter().map(|p| backlog.push(p.clone())).collect();
+    assert_eq!(held[3], Held::Dropped(vec![all[4].published.event.id]));
+    assert!(backlog.bytes() <= one * 3);
+    // An older event still fits: it pushes out the youngest, as with the count.
+    assert_eq!(
+        backlog.push(all[0].clone()),
+        Held::Dropped(vec![all[3].published.event.id])
+    );
+    assert_eq!(offsets(&backlog.front(10)), offsets(&all[..3]));
+    backlog.remove(offsets(&all));
+    assert_eq!(backlog.bytes(), 0);
+
+    let mut spilling = Backlog::with_bytes(100, one * 2, 10, Overflow::DeadLetter);
+    let held: Vec<Held> = all.iter().map(|p| spilling.push(p.clone())).collect();
+    assert_eq!(
+        held[2],
+        Held::Spilled,
+        "the byte overflow spills to the dead letter"
+    );
+    assert_eq!(spilling.len(), 2);
 }

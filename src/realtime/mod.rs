@@ -76,6 +76,9 @@ pub enum CommitKind {
     /// Not committed and never will be: lost to a full backlog (and spill). Counted as
     /// dropped; the validator reports them as missing from Realtime at once.
     Dropped,
+    /// Refused by the target for their content and set aside in the quarantine (with the
+    /// error). Counted as quarantined; the validator reports them as such, not as missing.
+    Quarantined,
 }
 
 /// Events the target has committed (or, `CommitKind::Dropped`, that it never will), for
@@ -142,8 +145,9 @@ impl RealtimePath {
         let shared = Arc::new(Shared {
             queue,
             target_database: mask_url(&settings.database_url),
-            backlog: Mutex::new(Backlog::new(
+            backlog: Mutex::new(Backlog::with_bytes(
                 settings.backlog_capacity,
+                settings.backlog_bytes,
                 settings.queue_capacity,
                 overflow,
             )),
@@ -156,7 +160,7 @@ impl RealtimePath {
             settings,
         });
         let tasks = TaskTracker::new();
-        let control = separate.then_some(control_pool);
+        let control = separate.then(|| control_pool.clone());
         let worker = worker::Worker::new(
             shared.clone(),
             receiver,
@@ -164,6 +168,7 @@ impl RealtimePath {
             sink.clone(),
             breaker.clone(),
             control,
+            control_pool,
         );
         tasks.spawn(worker.run(shutdown.clone()));
         if !shared.settings.retention.is_zero() {
@@ -223,10 +228,11 @@ impl RealtimePath {
     /// The path now.
     pub fn status(&self) -> RealtimeStatus {
         let shared = &self.shared;
-        let (backlog_depth, oldest, spill_depth, dead_letter_waiting, overflow) = {
+        let (backlog_depth, backlog_bytes, oldest, spill_depth, dead_letter_waiting, overflow) = {
             let backlog = shared.lock_backlog();
             (
                 backlog.len(),
+                backlog.bytes(),
                 backlog.oldest_submitted(),
                 backlog.spill_len(),
                 backlog.spilled_tail(),
@@ -244,6 +250,8 @@ impl RealtimePath {
             queue_capacity: shared.queue.max_capacity(),
             backlog_depth,
             backlog_capacity: settings.backlog_capacity,
+            backlog_bytes,
+            backlog_bytes_capacity: settings.backlog_bytes,
             oldest_backlog_age: oldest.map(|at| at.elapsed()),
             spill_depth,
             dead_letter_waiting,
@@ -280,8 +288,8 @@ impl Shared {
     /// Puts an event in the backlog, counting it if it (or one it displaced) is dropped.
     fn hold(&self, pending: Pending) {
         let held = self.lock_backlog().push(pending);
-        if let Held::Dropped(id) = held {
-            self.lost(vec![id]);
+        if let Held::Dropped(ids) = held {
+            self.lost(ids);
         }
     }
 
@@ -297,8 +305,8 @@ impl Shared {
         {
             let mut backlog = self.lock_backlog();
             for pending in events {
-                if let Held::Dropped(id) = backlog.push(pending) {
-                    dropped.push(id);
+                if let Held::Dropped(ids) = backlog.push(pending) {
+                    dropped.extend(ids);
                 }
             }
         }

@@ -38,7 +38,9 @@ pub(super) async fn run(
         ) {
             continue;
         }
-        let cutoff = chrono::Utc::now() - retention;
+        let Some(cutoff) = chrono::Utc::now().checked_sub_signed(retention) else {
+            continue;
+        };
         let mut deleted = 0;
         loop {
             let batch = settings.retention_batch;

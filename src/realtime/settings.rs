@@ -19,6 +19,8 @@ pub struct RealtimeSettings {
     pub queue_capacity: usize,
     /// Events held in memory while the target fails (`SWITCHYARD_REALTIME_BACKLOG`).
     pub backlog_capacity: usize,
+    /// Encoded bytes the backlog may hold in memory (`SWITCHYARD_REALTIME_BACKLOG_BYTES`).
+    pub backlog_bytes: usize,
     /// Events per second the backlog and the dead letter are replayed at
     /// (`SWITCHYARD_REALTIME_REPLAY_RATE`).
     pub replay_rate_per_s: u32,
@@ -53,6 +55,7 @@ impl RealtimeSettings {
             epoch: epoch.into(),
             queue_capacity: 10_000,
             backlog_capacity: 100_000,
+            backlog_bytes: 256 * 1024 * 1024,
             replay_rate_per_s: 5_000,
             retention: Duration::from_secs(7 * 86_400),
             retention_batch: 1_000,
@@ -76,6 +79,8 @@ impl RealtimeSettings {
         Self {
             queue_capacity: realtime.queue as usize,
             backlog_capacity: realtime.backlog as usize,
+            backlog_bytes: usize::try_from(config.limits.realtime_backlog_bytes)
+                .unwrap_or(usize::MAX),
             replay_rate_per_s: realtime.replay_rate,
             retention: Duration::from_secs(u64::from(realtime.retention_days) * 86_400),
             high_batch_size: config.legacy.batch_size.map(|n| n.max(1) as usize),

@@ -29,6 +29,8 @@ pub(super) struct Counters {
     pub failed_batches: AtomicU64,
     pub rejected_batches: AtomicU64,
     pub retention_deleted: AtomicU64,
+    pub quarantined: AtomicU64,
+    pub content_refusals: AtomicU64,
 }
 
 impl Counters {
@@ -200,6 +202,9 @@ pub struct RealtimeStatus {
     /// Events held in memory for replay.
     pub backlog_depth: usize,
     pub backlog_capacity: usize,
+    /// Encoded bytes of the events held in memory for replay.
+    pub backlog_bytes: usize,
+    pub backlog_bytes_capacity: usize,
     /// Seconds since the backlog's first event (in stream order) was submitted.
     pub oldest_backlog_age_s: Option<f64>,
     /// Events on their way to the dead letter.
@@ -226,6 +231,13 @@ pub struct RealtimeStatus {
     pub rejected_batches: u64,
     /// Rows deleted by retention.
     pub retention_deleted: u64,
+    /// Events the target refused for their content (a data error, a constraint, a trigger),
+    /// found by splitting their batch and set aside in the control store's
+    /// `switchyard.realtime_quarantine` with the error; the rest of the batch was written.
+    pub quarantined: u64,
+    /// Writes the target refused for their content (each one then split to find the bad
+    /// rows). Not breaker failures: the target answered.
+    pub content_refusals: u64,
     /// Events per second the backlog and dead letter replay at.
     pub replay_rate_per_s: u32,
     pub classes: Vec<ClassStatus>,
@@ -240,6 +252,8 @@ pub(super) struct Depths {
     pub queue_capacity: usize,
     pub backlog_depth: usize,
     pub backlog_capacity: usize,
+    pub backlog_bytes: usize,
+    pub backlog_bytes_capacity: usize,
     pub oldest_backlog_age: Option<Duration>,
     pub spill_depth: usize,
     pub dead_letter_waiting: bool,
@@ -260,6 +274,8 @@ pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -
         queue_capacity: depths.queue_capacity,
         backlog_depth: depths.backlog_depth,
         backlog_capacity: depths.backlog_capacity,
+        backlog_bytes: depths.backlog_bytes,
+        backlog_bytes_capacity: depths.backlog_bytes_capacity,
         oldest_backlog_age_s: depths
             .oldest_backlog_age
             .map(|age| (age.as_secs_f64() * 1000.0).round() / 1000.0),
@@ -275,6 +291,8 @@ pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -
         failed_batches: c(&counters.failed_batches),
         rejected_batches: c(&counters.rejected_batches),
         retention_deleted: c(&counters.retention_deleted),
+        quarantined: c(&counters.quarantined),
+        content_refusals: c(&counters.content_refusals),
         replay_rate_per_s: depths.replay_rate_per_s,
         classes: lock(&observed.classes).to_vec(),
         write_latency: observed.latency(),

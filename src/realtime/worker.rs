@@ -23,7 +23,10 @@ use crate::store::dead_letter::RealtimeRows;
 
 mod dead_letter;
 mod outcome;
+mod quarantine;
 mod shutdown;
+
+pub(super) use quarantine::WriteFailure;
 
 /// How often housekeeping runs.
 const HOUSEKEEPING: Duration = Duration::from_millis(250);
@@ -47,6 +50,10 @@ pub(super) struct Worker {
     breaker: Breaker,
     /// The control store, when overflow goes to its dead letter.
     control: Option<PgPool>,
+    /// The control store, always: rows the target refuses for their content go to its
+    /// quarantine (even when it is the target: a refused row is refused there by content,
+    /// not by availability).
+    quarantine: PgPool,
     next_replay: Instant,
     last_call: Instant,
     /// Events that joined the backlog only because a replay was under way (the breaker
@@ -63,6 +70,7 @@ impl Worker {
         sink: RealtimeSink,
         breaker: Breaker,
         control: Option<PgPool>,
+        quarantine: PgPool,
     ) -> Self {
         Self {
             shared,
@@ -71,6 +79,7 @@ impl Worker {
             sink,
             breaker,
             control,
+            quarantine,
             next_replay: Instant::now(),
             last_call: Instant::now(),
             arrived_behind: 0,
@@ -123,8 +132,8 @@ impl Worker {
                 if admitting {
                     self.arrived_behind += 1;
                 }
-                if let Held::Dropped(id) = held {
-                    self.shared.lost(vec![id]);
+                if let Held::Dropped(ids) = held {
+                    self.shared.lost(ids);
                 }
                 self.hold_open_batches();
                 return;
@@ -164,11 +173,8 @@ impl Worker {
     async fn write_batch(&mut self, batch: Batch) {
         let rows = self.rows(&batch.events);
         let started = Instant::now();
-        let sink = &self.sink;
-        let result = self.breaker.call(|| sink.write(&rows)).await;
-        self.last_call = Instant::now();
-        match result {
-            Ok(inserted) => {
+        match self.write_rows(&rows).await {
+            Ok(written) => {
                 let took = started.elapsed();
                 self.batcher.record_write(&batch, took);
                 let tuning = self.batcher.tuning(batch.class);
@@ -176,7 +182,7 @@ impl Worker {
                 self.shared
                     .observed
                     .record_class(batch.class, tuning, waiting);
-                self.committed(&rows, inserted, took, CommitKind::Live);
+                self.committed(&written.rows, written.inserted, took, CommitKind::Live);
             }
             Err(error) => {
                 self.failed(&error, batch.events.len());
@@ -215,15 +221,13 @@ impl Worker {
         }
         let rows = self.rows(&front);
         let started = Instant::now();
-        let sink = &self.sink;
-        let result = self.breaker.call(|| sink.write(&rows)).await;
-        self.last_call = Instant::now();
-        match result {
-            Ok(inserted) => {
+        match self.write_rows(&rows).await {
+            Ok(written) => {
                 self.shared
                     .lock_backlog()
                     .remove(front.iter().map(|p| p.published.offset));
-                self.committed(&rows, inserted, started.elapsed(), CommitKind::Replay);
+                let took = started.elapsed();
+                self.committed(&written.rows, written.inserted, took, CommitKind::Replay);
                 // The arrivals taken along do not count against the pace.
                 let taken_extra = front.len().saturating_sub(paced).min(extra);
                 self.arrived_behind -= taken_extra;

@@ -10,16 +10,18 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::deps::RolloutDeps;
+use super::operations::{Operation, operate};
 use super::{schedule, steps};
 use crate::breaker::history::merged_transitions;
-use crate::metrics::Metrics;
+use crate::metrics::panics::panic_message;
+use crate::metrics::{Metrics, PanicSite};
 use crate::store::rollouts as store;
 
 /// Starts the driver, waking every `tick` (at least 10 ms); it stops at `shutdown`, releasing
@@ -116,8 +118,30 @@ async fn drive_running(deps: &RolloutDeps, metrics: &Metrics) {
     };
     metrics.rollouts().set_running(&plans);
     for plan in plans {
-        if let Err(e) = steps::drive(deps, plan.id).await {
-            tracing::warn!(rollout_id = %plan.id, error = %e, "rollout step failed; will retry");
+        // One plan's failure is that plan's: caught here, so the driver goes on to the others.
+        let stepped = std::panic::AssertUnwindSafe(steps::drive(deps, plan.id))
+            .catch_unwind()
+            .await;
+        let failure = match stepped {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) if e.is_transient() => {
+                tracing::warn!(rollout_id = %plan.id, error = %e, "rollout step failed; will retry");
+                continue;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(payload) => {
+                metrics.panics().count(PanicSite::Background);
+                format!(
+                    "evaluating it panicked: {}",
+                    panic_message(payload.as_ref())
+                )
+            }
+        };
+        tracing::error!(rollout_id = %plan.id, error = %failure, "rollout plan {} failed; it is paused and the driver goes on", plan.id);
+        let reason = format!("failed: {failure}; paused, so nothing moves until an operator looks");
+        let actor = plan.actor();
+        if let Err(e) = operate(deps, plan.id, &actor, Operation::PauseWith(reason)).await {
+            tracing::warn!(rollout_id = %plan.id, error = %e, "cannot mark the failed rollout plan; will retry");
         }
     }
 }

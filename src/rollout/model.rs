@@ -133,7 +133,10 @@ impl Plan {
             return None;
         }
         let hold = self.stages.get(self.stage?)?.hold()?;
-        Some(self.stage_since + chrono::Duration::from_std(hold).ok()?)
+        // Checked: a hold stored before holds were bounded must not panic the driver.
+        self.stage_since
+            .checked_add_signed(chrono::Duration::from_std(hold).ok()?)
+            .or(Some(DateTime::<Utc>::MAX_UTC))
     }
 
     fn describe(&self, stage: Option<usize>) -> String {

@@ -99,6 +99,13 @@ pub fn parse_plan(
         }
         previous = Some(p);
         let hold = match stage.hold.as_deref().map(parse_hold) {
+            Some(Ok(hold)) if hold > MAX_HOLD => {
+                errors.push(error(
+                    format!("stages[{i}].hold"),
+                    format!("must be at most {} (30 days)", format_hold(MAX_HOLD)),
+                ));
+                None
+            }
             Some(Ok(hold)) => Some(hold),
             Some(Err(message)) => {
                 errors.push(error(format!("stages[{i}].hold"), message));
@@ -157,6 +164,10 @@ pub fn parse_plan(
         reason: request.reason,
     })
 }
+
+/// The longest hold a stage may have: 30 days. Longer rollouts are several plans; the bound
+/// keeps every instant a plan computes (`stage_since + hold`) far inside the calendar.
+pub const MAX_HOLD: Duration = Duration::from_secs(30 * 86_400);
 
 const UNITS: [(&str, u64); 5] = [
     ("d", 86_400_000),

@@ -102,3 +102,11 @@ fn shape_errors_name_the_field() {
     );
     assert_eq!(fields(json!({"environment": "p", "stages": []})), ["flag"]);
 }
+
+#[test]
+fn a_hold_over_thirty_days_is_refused_by_name() {
+    let got = fields(json!({"flag": "f", "environment": "p",
+        "stages": [{"percentage": 10, "hold": "100000000d"}, {"percentage": 20, "hold": "30d1ms"},
+                   {"percentage": 30, "hold": "30d"}, {"percentage": 40}]}));
+    assert_eq!(got, ["stages[0].hold", "stages[1].hold"]);
+}

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod listen;
 pub mod pool;
 pub mod redact;
+pub mod quarantine;
 pub mod rollouts;
 pub mod schedules;
 pub mod validation;

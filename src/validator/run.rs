@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
@@ -124,6 +124,12 @@ pub(super) async fn run(
                 Ok(batch) if batch.kind == CommitKind::Dropped => {
                     for id in batch.ids {
                         let resolution = v.tracker.row_absent(id);
+                        v.record(resolution);
+                    }
+                }
+                Ok(batch) if batch.kind == CommitKind::Quarantined => {
+                    for id in batch.ids {
+                        let resolution = v.tracker.row_quarantined(id);
                         v.record(resolution);
                     }
                 }
@@ -364,7 +370,11 @@ impl Validation {
         }
         let pool = self.control.clone();
         tokio::spawn(async move {
-            let cutoff: DateTime<Utc> = Utc::now() - chrono::Duration::days(i64::from(days));
+            let Some(cutoff) = chrono::Duration::try_days(i64::from(days))
+                .and_then(|age| Utc::now().checked_sub_signed(age))
+            else {
+                return;
+            };
             match store::validation::delete_reports_before(&pool, cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "pruned validation reports past retention"),

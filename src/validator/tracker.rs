@@ -34,16 +34,23 @@ pub enum Discrepancy {
     Duplicate,
     OutOfOrder,
     Late,
+    /// The target refused the row for its content; it is in the control store's quarantine
+    /// with the error (reported apart from `missing_in_realtime`: it is known, not lost).
+    Quarantined,
 }
 
+/// How many kinds of [`Discrepancy`] there are.
+pub const DISCREPANCY_KINDS: usize = 7;
+
 impl Discrepancy {
-    pub const ALL: [Discrepancy; 6] = [
+    pub const ALL: [Discrepancy; DISCREPANCY_KINDS] = [
         Self::MissingInRealtime,
         Self::MissingInWebsocket,
         Self::PayloadMismatch,
         Self::Duplicate,
         Self::OutOfOrder,
         Self::Late,
+        Self::Quarantined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +61,7 @@ impl Discrepancy {
             Self::Duplicate => "duplicate",
             Self::OutOfOrder => "out_of_order",
             Self::Late => "late",
+            Self::Quarantined => "quarantined",
         }
     }
 
@@ -229,6 +237,18 @@ impl Tracker {
 
     /// The commit of `id` was announced but its row is not in the table: it was removed (or
     /// never landed) after the write said it did.
+    /// The Realtime path quarantined the event: it will never be in the table, and it is
+    /// reported as `quarantined` at once rather than missing after the deadline.
+    pub fn row_quarantined(&mut self, id: Uuid) -> Option<Resolution> {
+        let entry = self.entries.get(&id)?;
+        if entry.realtime.is_some() {
+            return None;
+        }
+        let mut resolution = self.finish(id)?;
+        resolution.discrepancies.push(Discrepancy::Quarantined);
+        Some(resolution)
+    }
+
     pub fn row_absent(&mut self, id: Uuid) -> Option<Resolution> {
         let entry = self.entries.get(&id)?;
         if entry.realtime.is_some() {

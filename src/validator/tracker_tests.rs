@@ -180,6 +180,27 @@ fn an_announced_commit_without_a_row_is_missing_in_realtime_at_once() {
 }
 
 #[test]
+fn a_quarantined_event_is_reported_as_quarantined_not_missing() {
+    let (mut tracker, t0, id) = (
+        Tracker::new(10, WINDOW, GRACE),
+        Instant::now(),
+        Uuid::new_v4(),
+    );
+    tracker.expect(id, Category::System, t0);
+    tracker.saw_websocket(id, Category::System, 1, t0, A);
+    let done = tracker.row_quarantined(id).unwrap();
+    assert_eq!(done.discrepancies, vec![Discrepancy::Quarantined]);
+    assert!(!done.matched);
+    assert_eq!(tracker.pending(), 0);
+    // Nothing is left to expire as missing later.
+    assert!(
+        tracker
+            .expire(t0 + WINDOW * 10, false, Default::default())
+            .is_empty()
+    );
+}
+
+#[test]
 fn memory_is_bounded_and_what_does_not_fit_is_unchecked() {
     let (mut tracker, t0) = (Tracker::new(2, WINDOW, GRACE), Instant::now());
     assert!(tracker.expect(Uuid::new_v4(), Category::System, t0));

@@ -16,7 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::tracker::{Discrepancy, Resolution};
+use super::tracker::{DISCREPANCY_KINDS, Discrepancy, Resolution};
 use crate::event::Category;
 
 /// Example ids kept per discrepancy type and category.
@@ -40,8 +40,8 @@ pub fn threshold_percent(category: Category) -> f64 {
 struct Tally {
     expected: u64,
     matched: u64,
-    discrepancies: [u64; 6],
-    examples: [Vec<Uuid>; 6],
+    discrepancies: [u64; DISCREPANCY_KINDS],
+    examples: [Vec<Uuid>; DISCREPANCY_KINDS],
     websocket_us: Histogram<u64>,
     realtime_us: Histogram<u64>,
 }
@@ -56,7 +56,7 @@ impl Tally {
         Self {
             expected: 0,
             matched: 0,
-            discrepancies: [0; 6],
+            discrepancies: [0; DISCREPANCY_KINDS],
             examples: Default::default(),
             websocket_us: histogram(),
             realtime_us: histogram(),
@@ -87,7 +87,7 @@ impl Tally {
     fn merge(&mut self, other: &Tally) {
         self.expected += other.expected;
         self.matched += other.matched;
-        for i in 0..6 {
+        for i in 0..DISCREPANCY_KINDS {
             self.discrepancies[i] += other.discrepancies[i];
             let room = EXAMPLES.saturating_sub(self.examples[i].len());
             self.examples[i].extend(other.examples[i].iter().take(room));

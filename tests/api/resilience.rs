@@ -16,6 +16,9 @@ const BATCH: usize = 9;
 /// on the server, a few kB on the client) plus the 16-event queue, so the stalled subscriber
 /// must fall behind.
 const BATCHES: usize = 16;
+/// The event size limit these tests raise: their events are larger than the 64 KiB default
+/// (`SWITCHYARD_MAX_EVENT_BYTES`) so that few of them fill a socket's buffers.
+const LARGE_EVENT_LIMIT: u32 = 256 * 1024;
 
 fn large_event(n: usize) -> Value {
     json!({"event_type": "cache_metrics", "source": "bulk",
@@ -53,6 +56,7 @@ async fn a_stalled_subscriber_does_not_delay_a_healthy_one_and_is_told_it_lagged
     let app = spawn_app_with(|config| {
         config.subscriber_queue = 16;
         config.history_size = 10_000;
+        config.limits.max_event_bytes = LARGE_EVENT_LIMIT;
     })
     .await;
     let mut stalled = stalled_subscriber(&app).await;
@@ -86,6 +90,7 @@ async fn a_subscriber_stalled_past_history_is_closed_with_4001_and_cannot_recove
     let app = spawn_app_with(|config| {
         config.subscriber_queue = 16;
         config.history_size = 20;
+        config.limits.max_event_bytes = LARGE_EVENT_LIMIT;
     })
     .await;
     let mut stalled = stalled_subscriber(&app).await;

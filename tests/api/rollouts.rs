@@ -5,6 +5,7 @@
 //! fast; tests wait on the plan's state, never on the clock.
 
 mod consistency;
+mod failure;
 mod guardrails;
 mod lifecycle;
 mod validation;

@@ -9,7 +9,7 @@ use axum::extract::ws::Utf8Bytes;
 
 use super::JetStream;
 use crate::event::Event;
-use crate::hub::{Hub, Published, legacy};
+use crate::hub::{Hub, HubLimits, Published, legacy};
 
 impl Published {
     /// An event with its offset and its encodings, made once for every subscriber.
@@ -29,9 +29,9 @@ impl Published {
 impl Hub {
     /// A hub whose positions are `engine`'s stream: its epoch, and a head at the stream's last
     /// sequence when the instance started (the follower delivers what comes after).
-    pub fn on_stream(history: usize, queue: usize, engine: JetStream) -> Self {
+    pub fn on_stream(limits: HubLimits, queue: usize, engine: JetStream) -> Self {
         let (epoch, head) = (engine.epoch().to_string(), engine.start_head());
-        Self::build(history, queue, epoch, head, Some(engine))
+        Self::build(limits, queue, epoch, head, Some(engine))
     }
 
     /// The stream this hub follows, `None` for the in-process hub.
@@ -50,12 +50,10 @@ impl Hub {
         }
         if offset != ring.head + 1 {
             ring.events.clear();
+            ring.bytes = 0;
         }
         ring.head = offset;
-        if ring.events.len() == self.inner.capacity {
-            ring.events.pop_front();
-        }
-        ring.events.push_back(published.clone());
+        self.keep(&mut ring, published.clone());
         let _ = self.inner.sender.send(published.clone());
         drop(ring);
         self.inner.legacy.record(&published.event);

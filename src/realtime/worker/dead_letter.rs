@@ -48,12 +48,9 @@ impl Worker {
             return;
         }
         let started = Instant::now();
-        let sink = &self.sink;
         let rows = &claimed.rows;
-        let result = self.breaker.call(|| sink.write(rows)).await;
-        self.last_call = Instant::now();
-        match result {
-            Ok(inserted) => {
+        match self.write_rows(rows).await {
+            Ok(written) => {
                 let delete = async {
                     dead_letter::delete(&mut *tx, &claimed.dead_letter_ids).await?;
                     tx.commit().await
@@ -63,7 +60,13 @@ impl Worker {
                     // They are in the target; replaying them again later is harmless (idempotent).
                     tracing::warn!(error = %describe(deleted), rows = rows.len(), "replayed dead-letter rows could not be removed; they will be replayed again");
                 }
-                self.committed(rows, inserted, started.elapsed(), CommitKind::DeadLetter);
+                let took = started.elapsed();
+                self.committed(
+                    &written.rows,
+                    written.inserted,
+                    took,
+                    CommitKind::DeadLetter,
+                );
                 self.pace(rows.len());
             }
             Err(error) => {

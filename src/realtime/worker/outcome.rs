@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::Worker;
+use super::{Worker, WriteFailure};
 use crate::breaker::BreakerError;
 use crate::realtime::CommitKind;
 use crate::realtime::status::Counters;
@@ -23,8 +23,9 @@ impl Worker {
             CommitKind::Live => &counters.written,
             CommitKind::Replay => &counters.replayed,
             CommitKind::DeadLetter => &counters.dead_letter_replayed,
-            // Announced by the backlog when it drops events; never the outcome of a write.
-            CommitKind::Dropped => return,
+            // Announced by the backlog when it drops events, and by the quarantine; never the
+            // outcome of a write.
+            CommitKind::Dropped | CommitKind::Quarantined => return,
         };
         Counters::add(counter, rows.len());
         Counters::add(
@@ -37,9 +38,17 @@ impl Worker {
         self.shared.announce(rows.ids.clone(), offsets, kind);
     }
 
-    /// A write of `events` did not commit: rejected by the breaker, failed or timed out.
-    pub(super) fn failed(&self, error: &BreakerError<sqlx::Error>, events: usize) {
+    /// A write of `events` did not commit: rejected by the breaker, failed or timed out, or
+    /// its refused rows could not be quarantined.
+    pub(super) fn failed(&self, error: &WriteFailure, events: usize) {
         let counters = &self.shared.counters;
+        let error = match error {
+            WriteFailure::Call(error) => error,
+            WriteFailure::Quarantine(_) => {
+                tracing::warn!(error = %error, events, "Realtime rows refused by the target cannot be quarantined yet; the batch is held and retried");
+                return;
+            }
+        };
         match error {
             BreakerError::Rejected => Counters::add(&counters.rejected_batches, 1),
             BreakerError::Timeout | BreakerError::Failed(_) => {
