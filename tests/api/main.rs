@@ -10,6 +10,7 @@ mod cli;
 mod consistency;
 mod dashboard_page;
 mod dashboard_public;
+mod dashboard_timeline;
 mod dashboards;
 mod fault_proxy;
 mod flags;
