@@ -86,6 +86,7 @@
   async function refreshStrategy() {
     try {
       var strategy = (await api.call('GET', '/v1/strategy')).json;
+      view.strategy = strategy;
       $('#strategy-kind').textContent = strategy.strategy;
       $('#strategy-line').textContent = 'Strategy ' + strategy.strategy + ', decided by ' +
         decidedBy(strategy.decided_by) + ' (flag revision ' + strategy.revision + ').';
@@ -238,6 +239,8 @@
     $('#summary-subscribers').textContent = c.subscribers;
     renderConsistency(status.validation);
     renderBanner();
+    var realtime = view.breakers.get('realtime');
+    window.switchyardTimeline.sample(status, realtime ? realtime.state : null, view.strategy);
   }
 
   // --- event feed ---------------------------------------------------------------------------

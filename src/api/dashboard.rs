@@ -19,7 +19,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      frame-ancestors 'none'";
 
 /// The files under `/dashboard/`, with their content types.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     (
         "errors.js",
         "text/javascript; charset=utf-8",
@@ -34,6 +34,22 @@ const ASSETS: [(&str, &str, &str); 4] = [
         "dashboard.js",
         "text/javascript; charset=utf-8",
         include_str!("../../assets/dashboard/dashboard.js"),
+    ),
+    (
+        "timeline.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/timeline.js"),
+    ),
+    // uPlot 1.6.32, vendored from npm (MIT; assets/dashboard/vendor/README.md).
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/dashboard/vendor/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_str!("../../assets/dashboard/vendor/uPlot.min.css"),
     ),
     (
         "dashboard.css",
@@ -88,7 +104,7 @@ pub async fn page(State(access): State<DashboardAccess>) -> Response {
 
 /// A script or stylesheet of the dashboard page.
 #[utoipa::path(get, path = "/dashboard/{file}", tag = "dashboard",
-    params(("file" = String, Path, description = "errors.js, api.js, dashboard.js or dashboard.css")),
+    params(("file" = String, Path, description = "errors.js, api.js, timeline.js, dashboard.js, dashboard.css, uPlot.iife.min.js or uPlot.min.css")),
     responses((status = 200, description = "The file", content_type = "text/javascript"),
         (status = 404, body = Problem)))]
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {

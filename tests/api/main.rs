@@ -11,6 +11,7 @@ mod connections;
 mod consistency;
 mod dashboard_page;
 mod dashboard_public;
+mod dashboard_timeline;
 mod dashboards;
 mod fault_proxy;
 mod flags;
