@@ -23,6 +23,7 @@ mod retention;
 mod schema;
 mod settings;
 mod sink;
+mod spool;
 mod status;
 mod worker;
 
