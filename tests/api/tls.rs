@@ -35,9 +35,9 @@ async fn encrypted_connections(application_name: &str) -> (bool, i64) {
 async fn the_control_store_is_reached_with_sslmode_require() {
     let name = format!("switchyard-tls-{}", Uuid::new_v4().simple());
     let app = spawn_app_with(|config| {
-        config.database_url = format!(
-            "{}?sslmode=require&application_name={name}",
-            config.database_url
+        config.database_url = config.database_url.replace(
+            "sslmode=disable",
+            &format!("sslmode=require&application_name={name}"),
         );
     })
     .await;
@@ -57,9 +57,9 @@ async fn the_control_store_and_the_target_are_verified_against_sslrootcert() {
     let name = format!("switchyard-verify-{}", Uuid::new_v4().simple());
     let target = TestDatabase::new();
     let app = spawn_app_with(|config| {
-        config.database_url = format!(
-            "{}?sslmode=verify-ca&sslrootcert={SNAKEOIL}&application_name={name}",
-            config.database_url
+        config.database_url = config.database_url.replace(
+            "sslmode=disable",
+            &format!("sslmode=verify-ca&sslrootcert={SNAKEOIL}&application_name={name}"),
         );
         // The certificate names `localhost`, so verify-full needs that host name.
         config.realtime.database_url = Some(format!(
@@ -103,10 +103,9 @@ async fn a_root_that_did_not_sign_the_server_certificate_stops_the_start() {
     let other_ca = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let path = std::env::temp_dir().join(format!("other-ca-{}.pem", Uuid::new_v4().simple()));
     std::fs::write(&path, other_ca.cert.pem()).unwrap();
-    let mut config = Config::for_database(format!(
-        "{}?sslmode=verify-ca&sslrootcert={}",
-        database.url(),
-        path.display()
+    let mut config = Config::for_database(database.url().replace(
+        "sslmode=disable",
+        &format!("sslmode=verify-ca&sslrootcert={}", path.display()),
     ));
     config.port = 0;
     let outcome = Application::build(config).await;
