@@ -1,5 +1,7 @@
 //! Building and running the service: pools, hub, state, listener; serve until a shutdown
-//! signal, then close streams, let in-flight requests finish and wait for sockets to say goodbye.
+//! signal, then stop in order: stop accepting and close streams, let in-flight requests finish
+//! and sockets say goodbye, then flush the Realtime path (written, kept in the dead letter or
+//! the local spool), all within `SWITCHYARD_SHUTDOWN_DEADLINE_S`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +29,9 @@ use crate::validator::{Validator, ValidatorSettings};
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// Stops the Realtime path (and its breaker) only once no request can submit to it any
+    /// more: cancelling it with `state.shutdown` would drop what in-flight requests accept.
+    realtime_stop: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,8 @@ pub enum BuildError {
 impl Application {
     /// Connects to the control store (creating and migrating it), builds the hub and binds.
     pub async fn build(config: Config) -> Result<Self, BuildError> {
+        // Before any HTTP client of this process is built (see `client::install_default_provider`).
+        crate::client::install_default_provider();
         // Settings first: a bad value stops the start before anything connects.
         let breaker_config = BreakerConfig::from_settings(
             config.circuit_breaker_failure_threshold.as_deref(),
@@ -62,13 +69,16 @@ impl Application {
         };
         let realtime_breaker_timeout = breaker_config.call_timeout;
         let shutdown = CancellationToken::new();
+        let realtime_stop = CancellationToken::new();
         let breakers = breaker::Registry::new();
         breakers.register(Breaker::start(
             breaker::REALTIME,
             breaker_config,
-            shutdown.clone(),
+            realtime_stop.clone(),
         ));
-        let pool = store::connect_and_migrate(&config.database_url).await?;
+        let pool =
+            store::pool::connect_and_migrate_bounded(&config.database_url, config.store_timeout())
+                .await?;
         let (limits, queue) = (
             config.limits.hub(config.history_size),
             config.subscriber_queue as usize,
@@ -83,7 +93,8 @@ impl Application {
             config.admin_key.as_deref(),
             config.public_read,
         )
-        .with_stream_limit(config.max_streams_per_key);
+        .with_stream_limit(config.max_streams_per_key)
+        .with_lookup_timeout(config.store_timeout());
         let sources = PinSources {
             legacy: config.legacy.clone(),
             flag_env: config.flag_env.clone(),
@@ -96,7 +107,7 @@ impl Application {
             pool.clone(),
             &config.database_url,
             realtime_breaker,
-            shutdown.clone(),
+            realtime_stop.clone(),
         )
         .await;
         let metrics = crate::metrics::Metrics::new(
@@ -153,7 +164,11 @@ impl Application {
             metrics,
             rollouts,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            realtime_stop,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -186,10 +201,12 @@ impl Application {
         let state = self.state.clone();
         let token = state.shutdown.clone();
         let grace = Duration::from_secs(state.config.shutdown_grace_s);
+        let deadline_s = state.config.shutdown_deadline_s;
+        let stopping_since = Arc::new(std::sync::OnceLock::new());
         tracing::info!(addr = %self.local_addr(), epoch = state.hub.epoch(), "switchyard listening");
         let router = api::router(state.clone());
         let background = spawn_background(&state);
-        let trigger = token.clone();
+        let (trigger, since) = (token.clone(), stopping_since.clone());
         // Header-read timeout, connection cap, send timeout and TCP_NODELAY: `crate::server`.
         let limits = crate::server::Limits::from_config(&state.config);
         crate::server::serve(
@@ -199,11 +216,14 @@ impl Application {
             state.metrics.clone(),
             async move {
                 signal.await;
-                tracing::info!("shutting down: closing streams and sockets");
+                let _ = since.set(tokio::time::Instant::now());
+                tracing::info!("shutting down: no new connections; closing streams and sockets");
                 trigger.cancel();
             },
         )
         .await?;
+        let deadline = *stopping_since.get_or_init(tokio::time::Instant::now)
+            + Duration::from_secs(deadline_s);
         state.connections.close();
         if tokio::time::timeout(grace, state.connections.wait())
             .await
@@ -214,12 +234,37 @@ impl Application {
                 "connections still open after the grace period"
             );
         }
-        for task in background {
-            let _ = task.await;
+        // No request is in flight any more: nothing can be submitted to the Realtime path, so
+        // what it holds now is all it will ever hold. Flush it (it may keep its backlog in the
+        // control store's dead letter, so before the pool closes).
+        self.realtime_stop.cancel();
+        if tokio::time::timeout_at(deadline, state.realtime.stopped())
+            .await
+            .is_err()
+        {
+            let status = state.realtime.status();
+            tracing::error!(
+                deadline_s,
+                not_persisted = status.queue_depth + status.backlog_depth + status.spill_depth,
+                queue_depth = status.queue_depth,
+                backlog_depth = status.backlog_depth,
+                "shutdown deadline passed: exiting with Realtime events neither written nor kept"
+            );
         }
-        // It may keep its backlog in the control store's dead letter, so before the pool closes.
-        state.realtime.stopped().await;
-        state.pool.close().await;
+        for task in background {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("a background task did not stop before the shutdown deadline");
+                break;
+            }
+        }
+        // Bounded: closing waits for connections in use, and one may be stuck on a dead store.
+        let close = deadline.max(tokio::time::Instant::now() + Duration::from_secs(1));
+        if tokio::time::timeout_at(close, state.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the control store's pool did not close in time");
+        }
         tracing::info!("stopped");
         Ok(())
     }

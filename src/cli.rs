@@ -90,6 +90,7 @@ pub enum KeysCommand {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    crate::client::install_default_provider();
     let result = match cli.command {
         Command::Serve(mut config) => {
             config.flag_env = crate::config::flag_pins_from_env(std::env::vars());

@@ -106,6 +106,22 @@ pub struct Config {
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE_S", default_value_t = 10)]
     pub shutdown_grace_s: u64,
 
+    /// Longest a request waits for the control store (a connection, then its statements), in
+    /// milliseconds; past it the answer is 503 with Retry-After.
+    #[arg(long, env = "SWITCHYARD_STORE_TIMEOUT_MS", default_value_t = 3_000)]
+    pub store_timeout_ms: u64,
+
+    /// Longest the whole shutdown may take, in seconds (requests finished, the Realtime path
+    /// flushed or spooled); past it the exit is forced, logging what was not persisted.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_DEADLINE_S", default_value_t = 30)]
+    pub shutdown_deadline_s: u64,
+
+    /// A local directory where the Realtime events still held at shutdown are written when
+    /// the control store cannot keep them (it is the target, or unreachable); the next start
+    /// replays it. Unset: `switchyard-spool` in the working directory.
+    #[arg(long, env = "SWITCHYARD_SPOOL_DIR", default_value = "switchyard-spool")]
+    pub spool_dir: std::path::PathBuf,
+
     /// Log format.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -423,6 +439,12 @@ impl Config {
             max_filter_values: 100,
             allowed_origins: None,
             shutdown_grace_s: 10,
+            store_timeout_ms: 3_000,
+            shutdown_deadline_s: 30,
+            spool_dir: std::env::temp_dir().join(format!(
+                "switchyard-spool-{}",
+                uuid::Uuid::new_v4().simple()
+            )),
             log_format: LogFormat::Text,
             log: "info".into(),
             environment: "production".into(),
@@ -439,6 +461,11 @@ impl Config {
             legacy: LegacyEnv::default(),
             flag_env: Default::default(),
         }
+    }
+
+    /// The control store's deadline per request (at least 1 ms).
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_timeout_ms.max(1))
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -34,6 +34,8 @@ pub struct Authenticator {
     pool: PgPool,
     admin_key_hash: Option<[u8; 32]>,
     public_read: bool,
+    /// Longest a key lookup waits for the control store (`SWITCHYARD_STORE_TIMEOUT_MS`).
+    lookup_timeout: Duration,
     cache: Cache<[u8; 32], Option<Arc<Principal>>>,
     /// Event streams open per key (`super::stream_limit`).
     streams: StreamLimiter,
@@ -45,6 +47,7 @@ impl Authenticator {
             pool,
             admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(hash_key),
             public_read,
+            lookup_timeout: Duration::from_secs(3),
             cache: Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(KEY_CACHE_TTL)
@@ -64,6 +67,12 @@ impl Authenticator {
         &self.streams
     }
 
+    /// Bounds each key lookup in the control store (past it: 503, and the key is not cached).
+    pub fn with_lookup_timeout(mut self, limit: Duration) -> Self {
+        self.lookup_timeout = limit;
+        self
+    }
+
     /// The principal behind a presented key, or 401.
     pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, ApiError> {
         let hash = hash_key(key);
@@ -77,12 +86,14 @@ impl Authenticator {
                 scope: Scope::Admin,
             }));
         }
-        let pool = self.pool.clone();
+        let (pool, limit) = (self.pool.clone(), self.lookup_timeout);
         let found = self
             .cache
             .try_get_with(hash, async move {
-                keys::find_active(&pool, &hash)
+                // An open connection that stopped answering must not hold publishing up.
+                tokio::time::timeout(limit, keys::find_active(&pool, &hash))
                     .await
+                    .unwrap_or(Err(sqlx::Error::PoolTimedOut))
                     .map(|found| found.map(|(name, scope)| Arc::new(Principal { name, scope })))
             })
             .await

@@ -22,6 +22,7 @@ pub mod rollouts;
 pub mod schedules;
 pub mod state;
 pub mod status_stream;
+pub mod store_deadline;
 pub mod strategy;
 pub mod stream;
 pub mod stream_guard;
@@ -151,7 +152,11 @@ pub fn router(state: AppState) -> Router {
     // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(error::not_found);
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.store_timeout(),
+            store_deadline::store_deadline,
+        ));
     middleware::apply(routes, &state.config, &state.metrics).with_state(state)
 }
 

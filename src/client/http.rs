@@ -5,7 +5,7 @@
 //! a batch) and every command says what went wrong in one line: the server is unreachable, the
 //! key is missing or refused (401), lacks a scope (403), or the thing does not exist (404).
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response};
@@ -13,23 +13,33 @@ use serde_json::Value;
 
 use super::ServerArgs;
 
-/// Shared so that many requests (a large `send`) reuse connections. The whole-request timeout
-/// suits request/response calls only; streams use [`STREAMS`].
-static REQUESTS: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("a default HTTP client builds")
-});
+/// The two HTTP clients of this process, built once with the TLS configuration of the first
+/// command's `--ca-cert` (a CLI process runs one command). Shared so that many requests (a
+/// large `send`) reuse connections.
+struct Clients {
+    /// With a whole-request timeout: for request/response calls only.
+    requests: reqwest::Client,
+    /// For streams, which stay open until the user stops them: only connecting is timed.
+    streams: reqwest::Client,
+}
 
-/// For streams, which stay open until the user stops them: only connecting is timed.
-static STREAMS: LazyLock<reqwest::Client> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .expect("a default HTTP client builds")
-});
+static CLIENTS: OnceLock<Result<Clients, String>> = OnceLock::new();
+
+impl Clients {
+    fn build(args: &ServerArgs) -> Result<Self, String> {
+        let tls = super::tls::client_config(args.ca_cert.as_deref()).map_err(|e| e.to_string())?;
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .tls_backend_preconfigured(tls.as_ref().clone())
+        };
+        let build = |b: reqwest::ClientBuilder| b.build().map_err(|e| e.to_string());
+        Ok(Self {
+            requests: build(builder().timeout(Duration::from_secs(30)))?,
+            streams: build(builder())?,
+        })
+    }
+}
 
 /// One field the server refused, as its problem+json `errors` list has it.
 #[derive(Debug, Clone)]
@@ -135,6 +145,19 @@ impl std::fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 impl ServerArgs {
+    fn clients(&self) -> anyhow::Result<&'static Clients> {
+        CLIENTS
+            .get_or_init(|| Clients::build(self))
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// The TLS configuration for `wss://` (the same roots and `--ca-cert` as HTTPS).
+    pub fn websocket_tls(&self) -> anyhow::Result<tokio_tungstenite::Connector> {
+        let config = super::tls::client_config(self.ca_cert.as_deref())?;
+        Ok(tokio_tungstenite::Connector::Rustls(config))
+    }
+
     fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
@@ -158,7 +181,8 @@ impl ServerArgs {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self.with_key(REQUESTS.request(method, self.url_of(path)));
+        let mut request =
+            self.with_key(self.clients()?.requests.request(method, self.url_of(path)));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -168,7 +192,7 @@ impl ServerArgs {
     /// POSTs a body that is JSON already (so a large batch is not parsed and rebuilt).
     pub async fn post_json_text(&self, path: &str, body: String) -> anyhow::Result<Value> {
         let request = self
-            .with_key(REQUESTS.post(self.url_of(path)))
+            .with_key(self.clients()?.requests.post(self.url_of(path)))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         self.json_reply(request).await
@@ -177,7 +201,7 @@ impl ServerArgs {
     /// Opens a stream (`text/event-stream`): the response once the server accepted it.
     pub async fn open_stream(&self, path: &str) -> anyhow::Result<Response> {
         let request = self
-            .with_key(STREAMS.get(self.url_of(path)))
+            .with_key(self.clients()?.streams.get(self.url_of(path)))
             .header(reqwest::header::ACCEPT, "text/event-stream");
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         if response.status().is_success() {

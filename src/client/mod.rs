@@ -14,11 +14,13 @@ pub mod send;
 mod sse;
 pub mod strategy;
 pub mod tail;
+mod tls;
 
 use clap::Args;
 
 pub use http::ServerError;
 pub use tail::{TailArgs, tail};
+pub use tls::install_default_provider;
 
 /// Where a CLI command finds the server, and the key it presents.
 ///
@@ -44,6 +46,16 @@ pub struct ServerArgs {
         global = true
     )]
     pub key: Option<String>,
+    /// A PEM file of CA certificates to trust for `https://` and `wss://` besides the public
+    /// roots (a switchyard behind a proxy with a private CA's certificate).
+    #[arg(
+        id = "ca_cert",
+        long = "ca-cert",
+        env = "SWITCHYARD_CA_CERT",
+        value_name = "FILE",
+        global = true
+    )]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// `http(s)://host/base` -> `ws(s)://host/base{path}`.

@@ -40,9 +40,11 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
             .headers_mut()
             .insert("authorization", format!("Bearer {key}").parse()?);
     }
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot subscribe at {}: {e}", args.server.url))?;
+    let tls = Some(args.server.websocket_tls()?);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot subscribe at {}: {e}", args.server.url))?;
     let since = match &args.since {
         Some(raw) => {
             let (epoch, offset) = raw

@@ -24,6 +24,7 @@ mod retention;
 mod schema;
 mod settings;
 mod sink;
+mod spool;
 mod status;
 mod worker;
 

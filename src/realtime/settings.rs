@@ -44,6 +44,9 @@ pub struct RealtimeSettings {
     pub probe_interval: Duration,
     /// Longest the worker spends at shutdown writing open batches and spilling the backlog.
     pub shutdown_grace: Duration,
+    /// Where events still held at shutdown go when the control store cannot keep them
+    /// (`SWITCHYARD_SPOOL_DIR`); `None`: they are counted as dropped.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl RealtimeSettings {
@@ -66,6 +69,7 @@ impl RealtimeSettings {
             half_open_batch: 10,
             probe_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(5),
+            spool_dir: None,
         }
     }
 
@@ -84,6 +88,11 @@ impl RealtimeSettings {
             replay_rate_per_s: realtime.replay_rate,
             retention: Duration::from_secs(u64::from(realtime.retention_days) * 86_400),
             high_batch_size: config.legacy.batch_size.map(|n| n.max(1) as usize),
+            spool_dir: Some(config.spool_dir.clone()),
+            // Within the whole shutdown's deadline, leaving room to spool what is left.
+            shutdown_grace: Duration::from_secs(
+                config.shutdown_deadline_s.saturating_sub(2).clamp(1, 10),
+            ),
             ..Self::new(target, epoch)
         }
     }

@@ -25,6 +25,7 @@ mod dead_letter;
 mod outcome;
 mod quarantine;
 mod shutdown;
+mod spooled;
 
 pub(super) use quarantine::WriteFailure;
 
@@ -60,6 +61,8 @@ pub(super) struct Worker {
     /// admitting calls): each replay step takes them on top of its paced share, so the
     /// backlog drains at the replay rate even while arrivals outpace that rate.
     arrived_behind: usize,
+    /// Spool files from an earlier run are still to be written.
+    spool_pending: bool,
 }
 
 impl Worker {
@@ -83,12 +86,14 @@ impl Worker {
             next_replay: Instant::now(),
             last_call: Instant::now(),
             arrived_behind: 0,
+            spool_pending: false,
         }
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.adopt_dead_letter().await;
         self.probe().await;
+        self.replay_spool().await;
         let mut transitions = Some(self.breaker.subscribe());
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,6 +250,9 @@ impl Worker {
 
     async fn housekeeping(&mut self) {
         self.flush_spill().await;
+        if self.spool_pending && self.breaker.permits_calls() {
+            self.replay_spool().await;
+        }
         for class in super::BatchClass::ALL {
             let (tuning, waiting) = (self.batcher.tuning(class), self.batcher.waiting(class));
             self.shared.observed.record_class(class, tuning, waiting);

@@ -32,8 +32,18 @@ pub enum StartupError {
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects to `database_url`, creating the database first if the server does not have it,
-/// and applies the migrations.
+/// and applies the migrations. Waits at most 3 s for a pooled connection.
 pub async fn connect_and_migrate(database_url: &str) -> Result<PgPool, StartupError> {
+    connect_and_migrate_bounded(database_url, Duration::from_secs(3)).await
+}
+
+/// [`connect_and_migrate`], waiting at most `acquire_timeout` for a pooled connection (a new
+/// one connects within it, an idle one is pinged within it): a control store that stopped
+/// answering costs a request that long, then an error, never a hang at the pool.
+pub async fn connect_and_migrate_bounded(
+    database_url: &str,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StartupError> {
     let url = mask_url(database_url);
     let options = PgConnectOptions::from_str(database_url)
         .map_err(|e| StartupError::BadUrl {
@@ -45,7 +55,7 @@ pub async fn connect_and_migrate(database_url: &str) -> Result<PgPool, StartupEr
     create_database_if_missing(&options, &url).await?;
     let pool = PgPoolOptions::new()
         .max_connections(10)
-        .acquire_timeout(Duration::from_secs(3))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(|e| StartupError::Unreachable {

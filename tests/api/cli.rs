@@ -6,6 +6,7 @@
 mod behaviour;
 mod breaker;
 mod send;
+mod tls;
 
 use std::process::{Output, Stdio};
 

@@ -9,6 +9,7 @@ mod ofrep;
 mod outage;
 mod pins;
 mod propagation;
+mod store_deadline;
 mod validation;
 
 use reqwest::Method;

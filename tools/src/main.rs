@@ -92,6 +92,8 @@ pub enum BenchCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // reqwest's rustls has no provider of its own here (no aws-lc-sys): ring, process-wide.
+    switchyard::client::install_default_provider();
     let command = match Cli::parse().command {
         Command::Bench(command) => command,
         Command::Serve(config) => {

@@ -1,6 +1,8 @@
 //! The worker at shutdown: a last write for what is queued and batched, the backlog replayed
 //! while the target takes it, and what is still held kept in the dead letter (another target
-//! database) or counted as dropped. Nothing is cancelled midway, so nothing is lost unseen.
+//! database), else in the local spool (the target is the control store, or the control store
+//! does not answer), else counted as dropped. Nothing is cancelled midway, so nothing is lost
+//! unseen.
 
 use tokio::time::{Instant, timeout};
 
@@ -74,11 +76,14 @@ impl Worker {
             }
             left.drain(..kept);
         }
+        if !left.is_empty() && self.spool(&self.rows(&left)) {
+            left.clear();
+        }
         if !left.is_empty() {
             self.shared.count_dropped(left.len());
-            tracing::warn!(
+            tracing::error!(
                 events = left.len(),
-                "shutting down with Realtime events not written; they are lost to the Realtime table"
+                "shutting down with Realtime events neither written nor kept; they are lost to the Realtime table"
             );
         }
     }

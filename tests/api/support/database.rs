@@ -48,9 +48,12 @@ impl TestDatabase {
         database
     }
 
-    /// Its URL on the local Postgres.
+    /// Its URL on the local Postgres, without TLS: the server offers it, so sqlx's default
+    /// (`prefer`) would negotiate it on every connection, and a debug-build handshake on this
+    /// loaded 2-core machine can outlast the short breaker timeouts the drills use (a first
+    /// Realtime probe timing out at 300 ms). TLS is proven on its own in `tls.rs`.
     pub fn url(&self) -> String {
-        format!("{POSTGRES}/{}", self.name)
+        format!("{POSTGRES}/{}?sslmode=disable", self.name)
     }
 }
 

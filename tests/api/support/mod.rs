@@ -165,7 +165,12 @@ pub async fn spawn_app_with_target(configure: impl FnOnce(&mut Config)) -> Targe
     let proxy = proxy::FaultProxy::start(POSTGRES_ADDR.parse().expect("an address"))
         .await
         .expect("a fault proxy");
-    let url = format!("postgres://postgres@{}/{}", proxy.address(), target.name);
+    // Without TLS, as `TestDatabase::url` says why.
+    let url = format!(
+        "postgres://postgres@{}/{}?sslmode=disable",
+        proxy.address(),
+        target.name
+    );
     let app = spawn_app_with(|config| {
         config.realtime.database_url = Some(url);
         configure(config);

@@ -1,0 +1,51 @@
+//! A deadline on every request that may wait for the control store (`SWITCHYARD_STORE_TIMEOUT_MS`):
+//! past it the request is answered 503 problem+json with `Retry-After`, and whatever it was
+//! waiting for is dropped (a pooled connection dropped mid-statement is closed, never reused).
+//!
+//! The pool's acquire timeout covers connecting and pinging an idle connection; this covers
+//! the rest, a connection already open that stops answering (a blackholed network: no reset,
+//! no error, the statement just never returns). It bounds the time to the response's head,
+//! so streams (SSE, WebSocket upgrades) are bounded in their opening only. Publishing is left
+//! out: it never touches the control store except through a key lookup, which has its own
+//! bound (`auth`), and a large body on a slow link must not read as a store outage.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// Routes whose time is not the control store's.
+fn exempt(request: &Request) -> bool {
+    let path = request.uri().path();
+    (request.method() == Method::POST && path == "/v1/events") || path == "/events"
+}
+
+pub async fn store_deadline(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if exempt(&request) {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_string();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(
+                route = path,
+                store_timeout_ms = limit.as_millis() as u64,
+                "control store did not answer in time: 503"
+            );
+            ApiError::Unavailable(format!(
+                "the control store is unavailable (no answer within {} ms); try again shortly",
+                limit.as_millis()
+            ))
+            .into_response()
+        }
+    }
+}
