@@ -8,6 +8,8 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod realtime;
+
 use crate::support::nats::{OwnNats, TestStream};
 use crate::support::wait::{self, Look};
 use crate::support::ws::{Ws, next_event, next_json};
@@ -131,39 +133,6 @@ async fn a_client_of_a_stopped_instance_resumes_on_another_and_misses_nothing() 
     assert_eq!(replayed.first().unwrap().0, 1);
     assert_eq!(replayed.last().unwrap().0, 10);
     d.assert_nothing_was_broadcast(&mut on_d).await;
-}
-
-#[tokio::test]
-async fn the_realtime_table_holds_every_routed_event_once_with_an_instance_stopped_midway() {
-    let stream = TestStream::new();
-    let (a, mut b, c) = three(&stream).await;
-    a.set_strategy("realtime").await;
-    let mut sent = Vec::new();
-    for i in 0..40 {
-        let receipt = a.publish_ok(&event("cpu", &format!("host-{i}"))).await;
-        assert_eq!(receipt["events"][0]["realtime"], true, "{receipt}");
-        sent.extend(ids(&receipt));
-        if i == 20 {
-            b.trigger_shutdown();
-            b.stopped().await.unwrap();
-        }
-    }
-    let want: HashSet<Uuid> = sent.iter().map(|id| id.parse().unwrap()).collect();
-    let database = a.state.pool.clone();
-    let rows = wait::until(
-        "the Realtime table to hold every routed event",
-        async || {
-            let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
-                .fetch_all(&database)
-                .await
-                .unwrap_or_default();
-            let missing = want.iter().filter(|id| !rows.contains(id)).count();
-            Look::ready_if(missing == 0, (missing, rows.len()))
-        },
-    )
-    .await;
-    assert_eq!(rows.1, 40, "each routed event once, nothing else");
-    drop(c);
 }
 
 #[tokio::test]
