@@ -130,7 +130,16 @@ impl Scraped {
             "switchyard_hub_head_offset",
             "Offset of the newest event in this epoch",
             self.sources.hub.head() as f64,
-        )
+        )?;
+        match self.sources.hub.stream() {
+            Some(engine) => gauge(
+                encoder,
+                "switchyard_nats_connected",
+                "1 while this instance reaches its NATS JetStream stream, 0 while publishes are refused (NATS mode only)",
+                if engine.connected() { 1.0 } else { 0.0 },
+            ),
+            None => Ok(()),
+        }
     }
 
     fn breakers(&self, encoder: &mut DescriptorEncoder) -> fmt::Result {

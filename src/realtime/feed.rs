@@ -44,11 +44,6 @@ pub fn spawn_feed(
     tokio::spawn(async move {
         let mut consumer: Option<PullConsumer> = None;
         while !shutdown.is_cancelled() {
-            let busy = lock(&waiting).len() >= WORK_QUEUE_IN_FLIGHT;
-            if busy || !breaker.permits_calls() || realtime.holds_backlog() {
-                pause(&shutdown).await;
-                continue;
-            }
             if consumer.is_none() {
                 match engine.work_queue().await {
                     Ok(c) => consumer = Some(c),
@@ -58,6 +53,11 @@ pub fn spawn_feed(
                         continue;
                     }
                 }
+            }
+            let busy = lock(&waiting).len() >= WORK_QUEUE_IN_FLIGHT;
+            if busy || !breaker.permits_calls() || realtime.holds_backlog() {
+                pause(&shutdown).await;
+                continue;
             }
             let Some(queue) = consumer.as_ref() else {
                 continue;

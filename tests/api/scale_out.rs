@@ -8,9 +8,11 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod realtime;
+
 use crate::support::nats::{OwnNats, TestStream};
 use crate::support::wait::{self, Look};
-use crate::support::ws::{Ws, next_event};
+use crate::support::ws::{Ws, next_event, next_json};
 use crate::support::{TestApp, event, expect_json, spawn_app_on_with, spawn_app_with};
 
 /// Three instances on one control store and one stream.
@@ -134,39 +136,6 @@ async fn a_client_of_a_stopped_instance_resumes_on_another_and_misses_nothing() 
 }
 
 #[tokio::test]
-async fn the_realtime_table_holds_every_routed_event_once_with_an_instance_stopped_midway() {
-    let stream = TestStream::new();
-    let (a, mut b, c) = three(&stream).await;
-    a.set_strategy("realtime").await;
-    let mut sent = Vec::new();
-    for i in 0..40 {
-        let receipt = a.publish_ok(&event("cpu", &format!("host-{i}"))).await;
-        assert_eq!(receipt["events"][0]["realtime"], true, "{receipt}");
-        sent.extend(ids(&receipt));
-        if i == 20 {
-            b.trigger_shutdown();
-            b.stopped().await.unwrap();
-        }
-    }
-    let want: HashSet<Uuid> = sent.iter().map(|id| id.parse().unwrap()).collect();
-    let database = a.state.pool.clone();
-    let rows = wait::until(
-        "the Realtime table to hold every routed event",
-        async || {
-            let rows: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM monitoring.monitoring_events")
-                .fetch_all(&database)
-                .await
-                .unwrap_or_default();
-            let missing = want.iter().filter(|id| !rows.contains(id)).count();
-            Look::ready_if(missing == 0, (missing, rows.len()))
-        },
-    )
-    .await;
-    assert_eq!(rows.1, 40, "each routed event once, nothing else");
-    drop(c);
-}
-
-#[tokio::test]
 async fn a_client_id_sent_to_two_instances_is_one_event() {
     let stream = TestStream::new();
     let (a, b, c) = three(&stream).await;
@@ -207,6 +176,9 @@ async fn while_nats_is_away_events_are_refused_and_ready_fails_then_both_recover
         Look::ready_if(status == 503 && body["nats"] == "down", (status, body))
     })
     .await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("switchyard_nats_connected 0"), "{metrics}");
     let refused = app.publish(&event("cpu", "during")).await;
     assert_eq!(refused.status().as_u16(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
@@ -266,4 +238,20 @@ async fn an_unreachable_nats_at_start_is_an_error_naming_the_url() {
     };
     assert!(error.contains(&url), "{error}");
     assert!(error.contains("NATS"), "{error}");
+}
+
+#[tokio::test]
+async fn every_protocol_of_every_instance_delivers_the_stream() {
+    let stream = TestStream::new();
+    let (a, b, c) = three(&stream).await;
+    let (mut legacy_on_b, _) = b.connect_legacy().await;
+    let (mut sse_on_c, _) = c.stream("").await;
+    let body = json!({"event_type": "cpu", "source": "host-1", "data": {"load": 0.5}});
+    let receipt = a.publish_ok(&body).await;
+    let frame = next_json(&mut legacy_on_b).await;
+    assert_eq!(frame["type"], "cpu", "the legacy frame on B: {frame}");
+    assert_eq!(frame["data"], json!({"load": 0.5}));
+    let (offset, frame) = sse_on_c.next_event().await;
+    assert_eq!(Some(offset), receipt["events"][0]["offset"].as_u64());
+    assert_eq!(frame["event"]["id"], receipt["events"][0]["id"], "{frame}");
 }

@@ -57,7 +57,8 @@ serve 8190
 bench "in-process, 1 instance" http://127.0.0.1:8190
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
 
-NATS=(SWITCHYARD_NATS_URL="$NATS_URL" SWITCHYARD_NATS_STREAM="$STREAM")
+# A stream per run, emptied by retention ten minutes after (its events are of no use later).
+NATS=(SWITCHYARD_NATS_URL="$NATS_URL" SWITCHYARD_NATS_STREAM="$STREAM" SWITCHYARD_NATS_MAX_AGE_S=600)
 serve 8191 "${NATS[@]}"
 bench "NATS, 1 instance" http://127.0.0.1:8191
 serve 8192 "${NATS[@]}"

@@ -121,7 +121,17 @@ impl JetStream {
         };
         let options = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
-            .name("switchyard");
+            .name("switchyard")
+            .event_callback(|event| async move {
+                // What an operator asks first when publishes start failing with 503.
+                match event {
+                    async_nats::Event::Disconnected => {
+                        tracing::warn!("lost NATS: refusing new events until it is back")
+                    }
+                    async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                    other => tracing::debug!(event = %other, "NATS client event"),
+                }
+            });
         let client = options
             .connect(settings.url.as_str())
             .await
