@@ -10,7 +10,8 @@ use axum::extract::Path;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
+use super::problems::NotFound;
 
 /// Scripts, styles and connections from this origin only; no inline script, no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -78,7 +79,7 @@ pub async fn page() -> Response {
 #[utoipa::path(get, path = "/dashboard/{file}", tag = "dashboard",
     params(("file" = String, Path, description = "errors.js, api.js, dashboard.js or dashboard.css")),
     responses((status = 200, description = "The file", content_type = "text/javascript"),
-        (status = 404, body = Problem)))]
+        NotFound))]
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     ASSETS
         .iter()

@@ -15,7 +15,10 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::auth::Reader;
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson};
+use super::problems::{
+    BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType,
+};
 use super::state::EvaluationState;
 use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot};
 
@@ -59,7 +62,8 @@ fn governed(state: &EvaluationState, evaluation: Evaluation) -> (Evaluation, Opt
 
 /// Evaluate flags for a context.
 #[utoipa::path(post, path = "/v1/evaluate", tag = "evaluation", request_body = EvaluateRequest,
-    responses((status = 200, body = EvaluateResponse), (status = 400, body = Problem), (status = 401, body = Problem)),
+    responses((status = 200, body = EvaluateResponse), BadRequest, Unauthorized, Forbidden, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn evaluate(
     _access: Reader,
@@ -96,7 +100,7 @@ pub async fn evaluate(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OfrepRequest {
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
 }
 
@@ -104,7 +108,7 @@ pub struct OfrepRequest {
 #[serde(rename_all = "camelCase")]
 pub struct OfrepSuccess {
     pub key: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value, of the flag's type.
     pub value: Value,
     pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +121,14 @@ pub struct OfrepSuccess {
 #[serde(rename_all = "camelCase")]
 pub struct OfrepFailure {
     pub key: String,
+    pub error_code: ErrorCode,
+    pub error_details: String,
+}
+
+/// A bulk evaluation that failed as a whole: OFREP's error without a flag key.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepBulkFailure {
     pub error_code: ErrorCode,
     pub error_details: String,
 }
@@ -204,8 +216,12 @@ fn ofrep_value(
 }
 
 /// OFREP: evaluate one flag.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "evaluation", request_body = OfrepRequest,
-    responses((status = 200, body = OfrepSuccess), (status = 400, body = OfrepFailure), (status = 404, body = OfrepFailure), (status = 401, body = Problem)),
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "evaluation",
+    request_body(content = Option<OfrepRequest>, description = "Optional: no body is an empty context", content_type = "application/json"),
+    responses((status = 200, body = OfrepSuccess),
+        (status = 400, description = "OFREP's own error (PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING, TYPE_MISMATCH, GENERAL)", body = OfrepFailure),
+        (status = 404, description = "FLAG_NOT_FOUND", body = OfrepFailure),
+        Unauthorized, Forbidden, PayloadTooLarge),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_one(
     _access: Reader,
@@ -245,8 +261,13 @@ fn failure(status: StatusCode, body: OfrepFailure) -> Response {
 
 /// OFREP: evaluate every flag. The `ETag` changes when the flag set or the context does;
 /// `If-None-Match` with the current one is 304 with no body.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "evaluation", request_body = OfrepRequest,
-    responses((status = 200, body = OfrepBulk), (status = 304, description = "Not modified"), (status = 400, body = OfrepFailure), (status = 401, body = Problem)),
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "evaluation",
+    request_body(content = Option<OfrepRequest>, description = "Optional: no body is an empty context", content_type = "application/json"),
+    params(("If-None-Match" = Option<String>, Header, description = "The `ETag` of a previous answer")),
+    responses((status = 200, body = OfrepBulk, headers(("ETag" = String, description = "Changes with the flag set or the context"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "OFREP's own error (PARSE_ERROR, INVALID_CONTEXT)", body = OfrepBulkFailure),
+        Unauthorized, Forbidden, PayloadTooLarge),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_bulk(
     _access: Reader,
@@ -258,7 +279,10 @@ pub async fn ofrep_bulk(
     let context = match ofrep_context(&body) {
         Ok(context) => context,
         Err((code, details)) => {
-            let body = json!({"errorCode": code, "errorDetails": details});
+            let body = OfrepBulkFailure {
+                error_code: code,
+                error_details: details,
+            };
             return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
         }
     };

@@ -8,7 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Publisher;
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson};
+use super::error::Problem;
+use super::problems::{BadRequest, Forbidden, Unauthorized, UnsupportedMediaType};
 use crate::ingest::{Ingest, Receipt};
 use crate::metrics::Metrics;
 
@@ -27,11 +29,9 @@ pub struct PublishResponse {
     request_body(content = serde_json::Value, description = "An event object or an array of them", content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted and broadcast", body = PublishResponse),
-        (status = 400, description = "Malformed JSON or invalid events", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Key lacks the publish scope", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over 1,000 events or 1 MiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unauthorized, Forbidden, UnsupportedMediaType,
+        (status = 413, description = "Over 1,000 events, over 1 MiB, or an event over the maximum event size (the problem names its index)",
+            body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

@@ -2,7 +2,7 @@
 //! history, restore. Every response carries `ETag` = the flag's version; a write with an
 //! `If-Match` that does not match is 412 and changes nothing.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,11 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson, ApiQuery};
+use super::problems::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unprocessable, UnsupportedMediaType,
+};
 use super::state::FlagsState;
 use crate::event::FieldError;
 use crate::flags::parse_flag;
@@ -169,12 +173,12 @@ async fn apply(
 
 /// List flags.
 #[utoipa::path(get, path = "/v1/flags", tag = "flags", params(ListQuery),
-    responses((status = 200, body = FlagList), (status = 401, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = FlagList), BadRequest, Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_flags(
     _access: Reader,
     State(state): State<FlagsState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<FlagList>, ApiError> {
     let stored = flag_store::list(&state.pool, query.archived).await?;
     let flags = stored
@@ -193,13 +197,14 @@ pub async fn list_flags(
 /// off in every environment until flipped.
 #[utoipa::path(post, path = "/v1/flags", tag = "flags", params(ReasonQuery),
     request_body(content = crate::flags::Flag),
-    responses((status = 201, body = FlagView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+    responses((status = 201, body = FlagView), BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let flag = parse_flag(body)?;
@@ -219,7 +224,7 @@ pub async fn create_flag(
 
 /// Read one flag.
 #[utoipa::path(get, path = "/v1/flags/{key}", tag = "flags",
-    responses((status = 200, body = FlagView), (status = 404, body = Problem)),
+    responses((status = 200, body = FlagView), Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_flag(
     _access: Reader,
@@ -237,14 +242,15 @@ pub async fn get_flag(
 /// Replace a flag's definition (also un-archives with `"archived": false`).
 #[utoipa::path(put, path = "/v1/flags/{key}", tag = "flags", params(ReasonQuery),
     request_body(content = crate::flags::Flag),
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn replace_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let replacement = parse_flag(body)?;
@@ -273,14 +279,15 @@ pub async fn replace_flag(
 
 /// Archive a flag: it stops evaluating (FLAG_NOT_FOUND) but keeps its history.
 #[utoipa::path(delete, path = "/v1/flags/{key}", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn archive_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let change = Change::Edit(Box::new(|flag| {
         flag.archived = true;
@@ -332,15 +339,17 @@ async fn edit_environment(
 }
 
 /// Turn a flag on in an environment.
-#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/on", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/on", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name"), ReasonQuery),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_on(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let on = |config: &mut EnvironmentConfig| config.enabled = true;
     edit_environment(
@@ -356,15 +365,17 @@ pub async fn flip_on(
 }
 
 /// Turn a flag off in an environment (the kill switch).
-#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/off", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/off", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name"), ReasonQuery),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_off(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let off = |config: &mut EnvironmentConfig| config.enabled = false;
     edit_environment(
@@ -381,8 +392,10 @@ pub async fn flip_off(
 
 /// Set the percentage rollout (and variant weights) of an environment.
 #[utoipa::path(put, path = "/v1/flags/{key}/environments/{env}/rollout", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name")),
     request_body = RolloutRequest,
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rollout(
     access: Admin,
@@ -407,8 +420,10 @@ pub async fn set_rollout(
 
 /// Replace the targeting rules of an environment.
 #[utoipa::path(put, path = "/v1/flags/{key}/environments/{env}/rules", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name")),
     request_body = RulesRequest,
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rules(
     access: Admin,
@@ -433,13 +448,13 @@ pub async fn set_rules(
 
 /// The audit rows of a flag, newest first.
 #[utoipa::path(get, path = "/v1/flags/{key}/history", tag = "flags", params(HistoryQuery),
-    responses((status = 200, body = Vec<AuditRow>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<AuditRow>), BadRequest, Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flag_history(
     _access: Reader,
     State(state): State<FlagsState>,
     Path(key): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<ApiJson<Vec<AuditRow>>, ApiError> {
     if flag_store::get(&state.pool, &key).await?.is_none() {
         return Err(ApiError::NotFound(format!("no flag `{key}`")));
@@ -453,7 +468,8 @@ pub async fn flag_history(
 /// Restore the definition a flag had at `version`, as a new version.
 #[utoipa::path(post, path = "/v1/flags/{key}/restore", tag = "flags",
     request_body = RestoreRequest,
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn restore_flag(
     access: Admin,

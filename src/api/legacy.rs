@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Publisher, Reader};
+use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use super::subscribe::{SubscriberState, configure};
 use crate::event::parse_event;
 use crate::hub::legacy::{frame_value, rfc3339};
@@ -50,7 +51,9 @@ impl FromRef<AppState> for IngestSocketState {
     }
 }
 
+/// `Status` is also a rollout plan's status: this one is named `LegacyStatus` in the document.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LegacyStatus)]
 pub struct Status {
     pub status: &'static str,
     pub service: &'static str,
@@ -73,7 +76,8 @@ pub async fn status(State(hub): State<Hub>) -> Json<Status> {
 /// frame shapes; answers `{"command": ...}` frames.
 #[utoipa::path(
     get, path = "/ws", tag = "legacy",
-    responses((status = 101, description = "Switching to the WebSocket protocol")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket),
     security(("bearer" = []), ("api_key" = []), ())
 )]
 pub async fn dashboard_ws(
@@ -215,7 +219,8 @@ fn time_series(events: &[Arc<Published>], interval_minutes: f64) -> Vec<Value> {
 /// The legacy ingest WebSocket: one event a text frame, each answered.
 #[utoipa::path(
     get, path = "/events", tag = "legacy",
-    responses((status = 101, description = "Switching to the WebSocket protocol")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn ingest_ws(

@@ -15,6 +15,7 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod problems;
 pub mod prometheus;
 pub mod realtime;
 pub mod rollouts;
@@ -130,7 +131,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document the code describes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    split().1
+}
+
+/// The routes and their document, completed with what the middleware answers on every route
+/// (a `Modify` on `ApiDoc` would run before the routes are added).
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut spec) = api_router().split_for_parts();
+    utoipa::Modify::modify(&problems::MiddlewareAnswers, &mut spec);
+    (routes, spec)
 }
 
 /// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
@@ -144,7 +153,7 @@ pub fn openapi_json() -> String {
 
 /// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api_router().split_for_parts();
+    let (routes, spec) = split();
     // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))

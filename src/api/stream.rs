@@ -16,6 +16,7 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::Reader;
+use super::problems::{BadRequest, Forbidden, TooManyRequests, Unauthorized};
 use super::error::ApiError;
 use crate::hub::frames::encode;
 use crate::hub::{Cursor, Delivery, Filter, Hub, Position, Published};
@@ -63,8 +64,7 @@ pub struct StreamQuery {
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this offset")),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream"),
-        (status = 400, description = "Bad filter", body = super::error::Problem),
-        (status = 401, description = "No valid key", body = super::error::Problem),
+        BadRequest, Unauthorized, Forbidden, TooManyRequests,
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]

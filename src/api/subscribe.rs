@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::AppState;
 use super::auth::Reader;
+use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use crate::hub::frames::ServerFrame;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
 use crate::metrics::{Metrics, Protocol};
@@ -68,7 +69,7 @@ impl FromRef<AppState> for SubscriberState {
     get, path = "/v1/ws", tag = "subscribe",
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, description = "No valid key", body = super::error::Problem),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket,
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]

@@ -63,12 +63,25 @@ pub struct Flag {
     #[serde(rename = "type")]
     pub value_type: ValueType,
     /// Variant name -> value; rules, rollouts and environments refer to variants by name.
-    #[schema(value_type = Object)]
+    /// At least one (a boolean flag that names none gets `on` and `off`).
+    #[schema(schema_with = variants_schema)]
     pub variants: BTreeMap<String, Value>,
     /// Environment name -> its configuration.
     pub environments: BTreeMap<String, EnvironmentConfig>,
     /// An archived flag is kept for its history but no longer evaluates (FLAG_NOT_FOUND).
     pub archived: bool,
+}
+
+/// `variants` in the OpenAPI document: an object of at least one entry, any JSON values.
+fn variants_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .min_properties(Some(1))
+        .description(Some(
+            "Variant name -> value; rules, rollouts and environments refer to variants by name. \
+             At least one (a boolean flag that names none gets `on` and `off`).",
+        ))
+        .build()
 }
 
 /// The input shape of [`Flag`]: what may be omitted and what unknown fields are refused.
@@ -179,7 +192,7 @@ pub struct FlagRecord {
 pub struct Pin {
     /// The variable that pins it, e.g. `MONITORING_DUAL_MODE`, named in the 409.
     pub source_variable: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value, of the flag's type.
     pub value: Value,
 }
 
