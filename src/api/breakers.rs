@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -18,12 +18,12 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, ApiQuery};
+use super::error::{ApiError, ApiJson, ApiQuery, Problem};
+use super::extract::Path;
 use super::problems::{
     BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
     UnsupportedMediaType,
 };
-use super::error::Problem;
 use super::state::BreakersState;
 use crate::breaker::{
     Breaker, BreakerMode, BreakerState, BreakerStatus, Registry, Transition, history,
@@ -92,6 +92,7 @@ pub struct BreakerCommand {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TransitionsQuery {
     /// Most rows to return (default 100, at most 1000).
     pub limit: Option<i64>,

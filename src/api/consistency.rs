@@ -26,6 +26,7 @@ pub async fn validation_summary(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportsQuery {
     /// Only this category's reports.
     #[param(value_type = Option<Category>)]

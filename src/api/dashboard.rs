@@ -6,11 +6,11 @@
 //! writes), so it can do nothing an API client cannot. The Content-Security-Policy admits only
 //! this origin: a script or stylesheet from anywhere else would be refused by the browser.
 
-use axum::extract::Path;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use super::extract::Path;
 use super::problems::NotFound;
 
 /// Scripts, styles and connections from this origin only; no inline script, no framing.

@@ -6,8 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::auth::Reader;
 use super::error::{ApiError, ApiJson};
+use super::extract::Path;
 use super::problems::{
     BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType,
 };
@@ -25,10 +26,23 @@ use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "context_object")]
     pub context: EvaluationContext,
     /// The flags to evaluate; all of them when absent.
     pub flags: Option<Vec<String>>,
+}
+
+/// A context is a JSON object only (serde would also take an array of its fields).
+fn context_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<EvaluationContext, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        object @ Value::Object(_) => {
+            EvaluationContext::deserialize(object).map_err(D::Error::custom)
+        }
+        _ => Err(D::Error::custom("`context` must be a JSON object")),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,13 +159,25 @@ fn ofrep_context(body: &Bytes) -> Result<EvaluationContext, (ErrorCode, String)>
     if body.is_empty() {
         return Ok(EvaluationContext::default());
     }
-    let request: OfrepRequest = serde_json::from_slice(body).map_err(|e| {
+    // Read as JSON first: serde would take an array for the `OfrepRequest` struct. `null` is
+    // no body, as the document says (the body is optional).
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
         (
             ErrorCode::ParseError,
             format!("the body is not an OFREP request: {e}"),
         )
     })?;
-    let mut attributes = match request.context {
+    let context = match request {
+        Value::Null => None,
+        Value::Object(mut fields) => fields.remove("context"),
+        _ => {
+            return Err((
+                ErrorCode::ParseError,
+                "the body is not an OFREP request: it must be a JSON object".into(),
+            ));
+        }
+    };
+    let mut attributes = match context {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {

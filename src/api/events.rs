@@ -8,11 +8,69 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Publisher;
-use super::error::{ApiError, ApiJson};
 use super::error::Problem;
+use super::error::{ApiError, ApiJson};
 use super::problems::{BadRequest, Forbidden, Unauthorized, UnsupportedMediaType};
 use crate::ingest::{Ingest, Receipt};
 use crate::metrics::Metrics;
+
+/// One event as a producer sends it (the document's view of `crate::event::parse_event`).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// Classifies the event (REFERENCE.md section 1); not blank.
+    #[schema(min_length = 1, max_length = 50, pattern = "\\S")]
+    pub event_type: String,
+    /// Who sent it (`monitoring_endpoint`, `websocket`, ...); not blank.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    pub source: String,
+    /// The payload (default `{}`).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// Default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// RFC 3339 (the legacy `YYYY-MM-DD HH:MM:SS TZ` form is accepted too); default: now.
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
+    /// A client-chosen id: a retry with the same id is not broadcast twice. Default: a new one.
+    #[schema(format = Uuid)]
+    pub id: Option<String>,
+    /// Accepted and ignored: switchyard classifies events itself.
+    pub category: Option<serde_json::Value>,
+    /// Accepted and ignored (the legacy sequence id).
+    pub sequence_id: Option<serde_json::Value>,
+}
+
+/// The body of `POST /v1/events`: one event, or a non-empty array of them.
+pub struct EventBody;
+
+impl utoipa::PartialSchema for EventBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let event = utoipa::openapi::Ref::from_schema_name("EventInput");
+        OneOfBuilder::new()
+            .item(event.clone())
+            .item(ArrayBuilder::new().items(event).min_items(Some(1)))
+            .description(Some("One event, or a non-empty array of up to 1,000"))
+            .into()
+    }
+}
+
+impl ToSchema for EventBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "EventInput".into(),
+            <EventInput as utoipa::PartialSchema>::schema(),
+        ));
+        <EventInput as ToSchema>::schemas(schemas);
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublishResponse {
@@ -26,7 +84,7 @@ pub struct PublishResponse {
 /// invalid event is rejected whole and nothing of it is broadcast.
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
-    request_body(content = serde_json::Value, description = "An event object or an array of them", content_type = "application/json"),
+    request_body(content = inline(EventBody), description = "An event object or an array of them", content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted and broadcast", body = PublishResponse),
         BadRequest, Unauthorized, Forbidden, UnsupportedMediaType,

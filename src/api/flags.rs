@@ -2,7 +2,7 @@
 //! history, restore. Every response carries `ETag` = the flag's version; a write with an
 //! `If-Match` that does not match is 412 and changes nothing.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson, ApiQuery};
+use super::extract::Path;
 use super::problems::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
     Unprocessable, UnsupportedMediaType,
@@ -42,11 +43,13 @@ pub struct FlagList {
 
 /// An optional reason, recorded in the audit row.
 #[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct ReasonQuery {
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Include archived flags.
     #[serde(default)]
@@ -55,10 +58,32 @@ pub struct ListQuery {
 
 /// A rollout plus an optional `reason`. (Parsed by hand: serde's `flatten` would let
 /// unknown fields through.)
-#[derive(Debug, ToSchema)]
+#[derive(Debug)]
 pub struct RolloutRequest {
-    #[schema(inline)]
     pub rollout: Rollout,
+    pub reason: Option<String>,
+}
+
+/// The body of `PUT /v1/flags/{key}/environments/{env}/rollout` as the document shows it: a
+/// [`Rollout`]'s fields and `reason` side by side, nothing else.
+#[derive(ToSchema)]
+#[schema(as = RolloutRequest)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequestDocument {
+    /// 0 to 100, a whole number (default 100).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 1)]
+    pub percentage: f64,
+    /// One of the flag's variants (default `on`).
+    #[serde(default)]
+    pub variant: String,
+    /// Each a variant of the flag; the weights add up to 1000.
+    #[serde(default)]
+    pub variant_weights: Vec<crate::flags::VariantWeight>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Recorded in the audit row.
+    #[serde(default)]
     pub reason: Option<String>,
 }
 
@@ -92,11 +117,29 @@ pub struct RulesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
+    /// A version from the flag's history (`3`; JSON's `3.0` is the same number).
+    #[serde(deserialize_with = "whole_number")]
     pub version: i64,
     pub reason: Option<String>,
 }
 
+/// An integer written as JSON `3` or `3.0` (JSON Schema's `integer` admits both).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && n.abs() < 9.0e15)
+                .map(|n| n as i64)
+        })
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number")))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Most rows to return (default 100, at most 1000).
     pub limit: Option<i64>,
@@ -196,7 +239,7 @@ pub async fn list_flags(
 /// Create a flag. `{"key", "type": "boolean", "description"}` is enough for a boolean flag,
 /// off in every environment until flipped.
 #[utoipa::path(post, path = "/v1/flags", tag = "flags", params(ReasonQuery),
-    request_body(content = crate::flags::Flag),
+    request_body(content = crate::flags::FlagDocument),
     responses((status = 201, body = FlagView), BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed,
         PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
@@ -241,7 +284,7 @@ pub async fn get_flag(
 
 /// Replace a flag's definition (also un-archives with `"archived": false`).
 #[utoipa::path(put, path = "/v1/flags/{key}", tag = "flags", params(ReasonQuery),
-    request_body(content = crate::flags::Flag),
+    request_body(content = crate::flags::FlagDocument),
     responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
         PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
@@ -393,7 +436,7 @@ pub async fn flip_off(
 /// Set the percentage rollout (and variant weights) of an environment.
 #[utoipa::path(put, path = "/v1/flags/{key}/environments/{env}/rollout", tag = "flags",
     params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name")),
-    request_body = RolloutRequest,
+    request_body = RolloutRequestDocument,
     responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
         PreconditionFailed, PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod error;
 pub mod evaluate;
 pub mod events;
+pub mod extract;
 pub mod flag_stream;
 pub mod flags;
 pub mod health;
@@ -37,7 +38,7 @@ pub use state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "switchyard", description = "Feature-flag and circuit-breaker control plane for live monitoring events"),
+    info(title = "switchyard", description = "Feature-flag and circuit-breaker control plane for live monitoring events.\n\nErrors are RFC 9457 `application/problem+json` documents naming each bad field. No string a client sends may contain the NUL character (U+0000): Postgres cannot store it, so such a request is refused with 400 (404 for a path parameter)."),
     modifiers(&SecuritySchemes),
     tags(
         (name = "events", description = "Publishing events"),

@@ -1,7 +1,7 @@
 //! Guarded rollout plans: create (admin; applies the first stage), list, read (with the
 //! guardrails as they read now and the plan's event trail), pause, resume, abort.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson};
+use super::extract::Path;
 use super::problems::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
     Unprocessable, UnsupportedMediaType,

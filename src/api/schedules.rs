@@ -1,7 +1,7 @@
 //! Scheduled flag changes: schedule one (admin), list a flag's, cancel a pending one. The
 //! driver (`crate::rollout::driver`) applies each once when its time comes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::auth::{Admin, Reader};
 use super::error::{ApiError, ApiJson};
+use super::extract::Path;
 use super::problems::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
     UnsupportedMediaType,

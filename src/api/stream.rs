@@ -16,8 +16,8 @@ use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::Reader;
-use super::problems::{BadRequest, Forbidden, TooManyRequests, Unauthorized};
 use super::error::ApiError;
+use super::problems::{BadRequest, Forbidden, TooManyRequests, Unauthorized};
 use crate::hub::frames::encode;
 use crate::hub::{Cursor, Delivery, Filter, Hub, Position, Published};
 use crate::metrics::{Metrics, Protocol};
@@ -41,6 +41,7 @@ impl FromRef<AppState> for StreamState {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Comma-separated event types.

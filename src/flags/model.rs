@@ -77,6 +77,11 @@ fn variants_schema() -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::Object)
         .min_properties(Some(1))
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+        ))
         .description(Some(
             "Variant name -> value; rules, rollouts and environments refer to variants by name. \
              At least one (a boolean flag that names none gets `on` and `off`).",
@@ -84,16 +89,19 @@ fn variants_schema() -> utoipa::openapi::Object {
         .build()
 }
 
-/// The input shape of [`Flag`]: what may be omitted and what unknown fields are refused.
-#[derive(Deserialize)]
+/// The input shape of [`Flag`]: what may be omitted and what unknown fields are refused (the
+/// request body `POST /v1/flags` and `PUT /v1/flags/{key}` document).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FlagDocument {
+pub struct FlagDocument {
     key: FlagKey,
     #[serde(default)]
     description: String,
     #[serde(rename = "type")]
     value_type: ValueType,
+    /// Absent: a boolean flag gets `on` and `off`; other types must name theirs.
     #[serde(default)]
+    #[schema(schema_with = variants_schema)]
     variants: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     environments: BTreeMap<String, EnvironmentConfig>,
