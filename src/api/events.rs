@@ -18,11 +18,20 @@ use crate::metrics::Metrics;
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
-    /// Classifies the event (REFERENCE.md section 1); not blank.
-    #[schema(min_length = 1, max_length = 50, pattern = "\\S")]
+    /// Classifies the event (REFERENCE.md section 1); not blank (the pattern: some character
+    /// that is not white space as Rust's `char::is_whitespace` has it).
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub event_type: String,
     /// Who sent it (`monitoring_endpoint`, `websocket`, ...); not blank.
-    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub source: String,
     /// The payload (default `{}`).
     #[schema(value_type = Option<Object>)]
