@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,12 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson, ApiQuery, Problem};
+use super::extract::Path;
+use super::problems::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
+};
 use super::state::BreakersState;
 use crate::breaker::{
     Breaker, BreakerMode, BreakerState, BreakerStatus, Registry, Transition, history,
@@ -77,7 +82,9 @@ const ACTIONS: [(&str, BreakerAction); 5] = [
 ];
 
 /// The body of `POST /v1/breakers/{name}`.
+/// Unknown fields are refused (400), as the schema says (`additionalProperties: false`).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BreakerCommand {
     pub action: BreakerAction,
     /// Why, for the history.
@@ -85,6 +92,7 @@ pub struct BreakerCommand {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TransitionsQuery {
     /// Most rows to return (default 100, at most 1000).
     pub limit: Option<i64>,
@@ -98,7 +106,7 @@ fn find(registry: &Registry, name: &str) -> Result<Breaker, ApiError> {
 
 /// Every breaker's status.
 #[utoipa::path(get, path = "/v1/breakers", tag = "breakers",
-    responses((status = 200, body = Vec<BreakerStatus>), (status = 401, body = Problem)),
+    responses((status = 200, body = Vec<BreakerStatus>), Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_breakers(
     _access: Reader,
@@ -109,7 +117,7 @@ pub async fn list_breakers(
 
 /// One breaker's status.
 #[utoipa::path(get, path = "/v1/breakers/{name}", tag = "breakers",
-    responses((status = 200, body = BreakerStatus), (status = 404, body = Problem)),
+    responses((status = 200, body = BreakerStatus), Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_breaker(
     _access: Reader,
@@ -125,8 +133,9 @@ pub async fn get_breaker(
 #[utoipa::path(post, path = "/v1/breakers/{name}", tag = "breakers",
     request_body = BreakerCommand,
     responses((status = 200, description = "The status after the action", body = BreakerStatus),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 503, description = "The control store is unavailable; nothing changed", body = Problem)),
+        BadRequest, Unauthorized, Forbidden, NotFound, PayloadTooLarge, UnsupportedMediaType,
+        (status = 503, description = "The control store is unavailable; nothing changed", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying")))),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn control_breaker(
     access: Admin,
@@ -161,13 +170,13 @@ pub async fn control_breaker(
 /// The operators' actions on a breaker, newest first.
 #[utoipa::path(get, path = "/v1/breakers/{name}/actions", tag = "breakers",
     params(TransitionsQuery),
-    responses((status = 200, body = Vec<ActionRecord>), (status = 401, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Vec<ActionRecord>), BadRequest, Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn breaker_actions(
     _access: Reader,
     State(state): State<BreakersState>,
     Path(name): Path<String>,
-    Query(query): Query<TransitionsQuery>,
+    ApiQuery(query): ApiQuery<TransitionsQuery>,
 ) -> Result<ApiJson<Vec<ActionRecord>>, ApiError> {
     find(&state.breakers, &name)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
@@ -222,13 +231,13 @@ fn parse_command(body: Value) -> Result<BreakerCommand, ApiError> {
 /// A breaker's transitions from the history table, newest first.
 #[utoipa::path(get, path = "/v1/breakers/{name}/transitions", tag = "breakers",
     params(TransitionsQuery),
-    responses((status = 200, body = Vec<TransitionRecord>), (status = 404, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Vec<TransitionRecord>), BadRequest, Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn breaker_transitions(
     _access: Reader,
     State(state): State<BreakersState>,
     Path(name): Path<String>,
-    Query(query): Query<TransitionsQuery>,
+    ApiQuery(query): ApiQuery<TransitionsQuery>,
 ) -> Result<ApiJson<Vec<TransitionRecord>>, ApiError> {
     find(&state.breakers, &name)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
@@ -240,7 +249,8 @@ pub async fn breaker_transitions(
 /// Stream the breakers: a `state` event per breaker first, then a `transition` event per
 /// change, and a `sample` event with every breaker's status each second.
 #[utoipa::path(get, path = "/v1/breakers/stream", tag = "breakers",
-    responses((status = 200, description = "state, then transition and sample events", content_type = "text/event-stream")),
+    responses((status = 200, description = "state, then transition and sample events", content_type = "text/event-stream"),
+        Unauthorized, Forbidden, TooManyRequests),
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn breaker_stream(
     _access: Reader,

@@ -1,12 +1,13 @@
 //! The consistency validator's reports: the sliding window now, and the closed windows stored
 //! in the control store. (`validation` elsewhere in the API means input validation.)
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::auth::Reader;
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson, ApiQuery};
+use super::problems::{BadRequest, Forbidden, Unauthorized};
 use super::state::ValidationState;
 use crate::event::{Category, FieldError};
 use crate::store::validation::{self as reports, ValidationReport};
@@ -15,7 +16,7 @@ use crate::validator::ValidationSummary;
 /// Per category over the sliding window: consistency against the target and the category's
 /// mismatch threshold, counts and example ids per discrepancy type, latency per path.
 #[utoipa::path(get, path = "/v1/validation/summary", tag = "validation",
-    responses((status = 200, body = ValidationSummary), (status = 401, body = Problem)),
+    responses((status = 200, body = ValidationSummary), Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn validation_summary(
     _access: Reader,
@@ -25,22 +26,24 @@ pub async fn validation_summary(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportsQuery {
     /// Only this category's reports.
+    #[param(value_type = Option<Category>)]
     pub category: Option<String>,
     /// Most rows to return, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 /// Closed windows, newest first, one row per window and category.
 #[utoipa::path(get, path = "/v1/validation/reports", tag = "validation", params(ReportsQuery),
-    responses((status = 200, body = Vec<ValidationReport>), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = Vec<ValidationReport>), BadRequest, Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn validation_reports(
     _access: Reader,
     State(state): State<ValidationState>,
-    Query(query): Query<ReportsQuery>,
+    ApiQuery(query): ApiQuery<ReportsQuery>,
 ) -> Result<ApiJson<Vec<ValidationReport>>, ApiError> {
     let mut errors = Vec::new();
     let invalid = |field: &str, message: &str| FieldError {

@@ -6,11 +6,13 @@
 //! writes), so it can do nothing an API client cannot. The Content-Security-Policy admits only
 //! this origin: a script or stylesheet from anywhere else would be refused by the browser.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, Problem};
+use super::error::ApiError;
+use super::extract::Path;
+use super::problems::NotFound;
 use super::state::DashboardAccess;
 
 /// Scripts, styles and connections from this origin only; no inline script, no framing.
@@ -106,7 +108,7 @@ pub async fn page(State(access): State<DashboardAccess>) -> Response {
 #[utoipa::path(get, path = "/dashboard/{file}", tag = "dashboard",
     params(("file" = String, Path, description = "errors.js, api.js, timeline.js, dashboard.js, dashboard.css, uPlot.iife.min.js or uPlot.min.css")),
     responses((status = 200, description = "The file", content_type = "text/javascript"),
-        (status = 404, body = Problem)))]
+        NotFound))]
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     ASSETS
         .iter()

@@ -246,16 +246,8 @@ impl From<RolloutError> for ApiError {
     }
 }
 
-/// An `axum::Json` whose rejections are problem documents.
-#[derive(Debug, Clone, Copy, Default, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
-
-impl<T: Serialize> IntoResponse for ApiJson<T> {
-    fn into_response(self) -> Response {
-        Json(self.0).into_response()
-    }
-}
+/// The extractors whose rejections are these problem documents live in `extract`.
+pub use super::extract::{ApiJson, ApiQuery};
 
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {

@@ -6,8 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,17 +15,34 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use super::auth::Reader;
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson};
+use super::extract::Path;
+use super::problems::{
+    BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unprocessable, UnsupportedMediaType,
+};
 use super::state::EvaluationState;
 use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "context_object")]
     pub context: EvaluationContext,
     /// The flags to evaluate; all of them when absent.
     pub flags: Option<Vec<String>>,
+}
+
+/// A context is a JSON object only (serde would also take an array of its fields).
+fn context_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<EvaluationContext, D::Error> {
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        object @ Value::Object(_) => {
+            EvaluationContext::deserialize(object).map_err(D::Error::custom)
+        }
+        _ => Err(D::Error::custom("`context` must be a JSON object")),
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,7 +76,8 @@ fn governed(state: &EvaluationState, evaluation: Evaluation) -> (Evaluation, Opt
 
 /// Evaluate flags for a context.
 #[utoipa::path(post, path = "/v1/evaluate", tag = "evaluation", request_body = EvaluateRequest,
-    responses((status = 200, body = EvaluateResponse), (status = 400, body = Problem), (status = 401, body = Problem)),
+    responses((status = 200, body = EvaluateResponse), BadRequest, Unauthorized, Forbidden, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn evaluate(
     _access: Reader,
@@ -96,7 +114,7 @@ pub async fn evaluate(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OfrepRequest {
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub context: Option<Value>,
 }
 
@@ -104,7 +122,7 @@ pub struct OfrepRequest {
 #[serde(rename_all = "camelCase")]
 pub struct OfrepSuccess {
     pub key: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value, of the flag's type.
     pub value: Value,
     pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +139,14 @@ pub struct OfrepFailure {
     pub error_details: String,
 }
 
+/// A bulk evaluation that failed as a whole: OFREP's error without a flag key.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepBulkFailure {
+    pub error_code: ErrorCode,
+    pub error_details: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OfrepBulk {
     #[schema(value_type = Vec<Object>)]
@@ -133,13 +159,25 @@ fn ofrep_context(body: &Bytes) -> Result<EvaluationContext, (ErrorCode, String)>
     if body.is_empty() {
         return Ok(EvaluationContext::default());
     }
-    let request: OfrepRequest = serde_json::from_slice(body).map_err(|e| {
+    // Read as JSON first: serde would take an array for the `OfrepRequest` struct. `null` is
+    // no body, as the document says (the body is optional).
+    let request: Value = serde_json::from_slice(body).map_err(|e| {
         (
             ErrorCode::ParseError,
             format!("the body is not an OFREP request: {e}"),
         )
     })?;
-    let mut attributes = match request.context {
+    let context = match request {
+        Value::Null => None,
+        Value::Object(mut fields) => fields.remove("context"),
+        _ => {
+            return Err((
+                ErrorCode::ParseError,
+                "the body is not an OFREP request: it must be a JSON object".into(),
+            ));
+        }
+    };
+    let mut attributes = match context {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
@@ -204,8 +242,12 @@ fn ofrep_value(
 }
 
 /// OFREP: evaluate one flag.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "evaluation", request_body = OfrepRequest,
-    responses((status = 200, body = OfrepSuccess), (status = 400, body = OfrepFailure), (status = 404, body = OfrepFailure), (status = 401, body = Problem)),
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags/{key}", tag = "evaluation",
+    request_body(content = Option<OfrepRequest>, description = "Optional: no body is an empty context", content_type = "application/json"),
+    responses((status = 200, body = OfrepSuccess),
+        (status = 400, description = "OFREP's own error (PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING, TYPE_MISMATCH, GENERAL)", body = OfrepFailure),
+        (status = 404, description = "FLAG_NOT_FOUND", body = OfrepFailure),
+        Unauthorized, Forbidden, PayloadTooLarge),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_one(
     _access: Reader,
@@ -245,8 +287,13 @@ fn failure(status: StatusCode, body: OfrepFailure) -> Response {
 
 /// OFREP: evaluate every flag. The `ETag` changes when the flag set or the context does;
 /// `If-None-Match` with the current one is 304 with no body.
-#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "evaluation", request_body = OfrepRequest,
-    responses((status = 200, body = OfrepBulk), (status = 304, description = "Not modified"), (status = 400, body = OfrepFailure), (status = 401, body = Problem)),
+#[utoipa::path(post, path = "/ofrep/v1/evaluate/flags", tag = "evaluation",
+    request_body(content = Option<OfrepRequest>, description = "Optional: no body is an empty context", content_type = "application/json"),
+    params(("If-None-Match" = Option<String>, Header, description = "The `ETag` of a previous answer")),
+    responses((status = 200, body = OfrepBulk, headers(("ETag" = String, description = "Changes with the flag set or the context"))),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "OFREP's own error (PARSE_ERROR, INVALID_CONTEXT)", body = OfrepBulkFailure),
+        Unauthorized, Forbidden, PayloadTooLarge),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn ofrep_bulk(
     _access: Reader,
@@ -258,7 +305,10 @@ pub async fn ofrep_bulk(
     let context = match ofrep_context(&body) {
         Ok(context) => context,
         Err((code, details)) => {
-            let body = json!({"errorCode": code, "errorDetails": details});
+            let body = OfrepBulkFailure {
+                error_code: code,
+                error_details: details,
+            };
             return Ok((StatusCode::BAD_REQUEST, Json(body)).into_response());
         }
     };

@@ -8,9 +8,78 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::Publisher;
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::Problem;
+use super::error::{ApiError, ApiJson};
+use super::problems::{BadRequest, Forbidden, Unauthorized, UnsupportedMediaType};
 use crate::ingest::{Ingest, Receipt};
 use crate::metrics::Metrics;
+
+/// One event as a producer sends it (the document's view of `crate::event::parse_event`).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// Classifies the event (REFERENCE.md section 1); not blank (the pattern: some character
+    /// that is not white space as Rust's `char::is_whitespace` has it).
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
+    pub event_type: String,
+    /// Who sent it (`monitoring_endpoint`, `websocket`, ...); not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"[^\t\n\u000B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
+    pub source: String,
+    /// The payload (default `{}`).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+    /// Default `{}`.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// RFC 3339 (the legacy `YYYY-MM-DD HH:MM:SS TZ` form is accepted too); default: now.
+    #[schema(format = DateTime)]
+    pub timestamp: Option<String>,
+    /// A client-chosen id: a retry with the same id is not broadcast twice. Default: a new one.
+    #[schema(format = Uuid)]
+    pub id: Option<String>,
+    /// Accepted and ignored: switchyard classifies events itself.
+    pub category: Option<serde_json::Value>,
+    /// Accepted and ignored (the legacy sequence id).
+    pub sequence_id: Option<serde_json::Value>,
+}
+
+/// The body of `POST /v1/events`: one event, or a non-empty array of them.
+pub struct EventBody;
+
+impl utoipa::PartialSchema for EventBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let event = utoipa::openapi::Ref::from_schema_name("EventInput");
+        OneOfBuilder::new()
+            .item(event.clone())
+            .item(ArrayBuilder::new().items(event).min_items(Some(1)))
+            .description(Some("One event, or a non-empty array of up to 1,000"))
+            .into()
+    }
+}
+
+impl ToSchema for EventBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "EventInput".into(),
+            <EventInput as utoipa::PartialSchema>::schema(),
+        ));
+        <EventInput as ToSchema>::schemas(schemas);
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PublishResponse {
@@ -26,15 +95,12 @@ pub struct PublishResponse {
 /// (which Postgres cannot store) is invalid.
 #[utoipa::path(
     post, path = "/v1/events", tag = "events",
-    request_body(content = serde_json::Value, description = "An event object or an array of them", content_type = "application/json"),
+    request_body(content = inline(EventBody), description = "An event object or an array of them", content_type = "application/json"),
     responses(
         (status = 202, description = "Accepted and broadcast", body = PublishResponse),
-        (status = 400, description = "Malformed JSON or invalid events", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Key lacks the publish scope", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Over 1,000 events, over 1 MiB, or an event over the maximum event size (64 KiB by default; each named by its index)", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "On NATS: the stream cannot take events now (Retry-After)", body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unauthorized, Forbidden, UnsupportedMediaType,
+        (status = 413, description = "Over 1,000 events, over 1 MiB, or an event over the maximum event size (the problem names its index)",
+            body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

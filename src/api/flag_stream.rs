@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::auth::Reader;
+use super::problems::{Forbidden, TooManyRequests, Unauthorized};
 use crate::flagstore::LiveFlags;
 use crate::hub::SystemFrame;
 
@@ -37,7 +38,8 @@ impl FromRef<AppState> for FlagStreamState {
 /// Stream flag changes.
 #[utoipa::path(get, path = "/v1/flags/stream", tag = "flags",
     params(("Last-Event-ID" = Option<String>, Header, description = "The last revision seen")),
-    responses((status = 200, description = "snapshot, then flag_changed events", content_type = "text/event-stream")),
+    responses((status = 200, description = "snapshot, then flag_changed events", content_type = "text/event-stream"),
+        Unauthorized, Forbidden, TooManyRequests),
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn flag_stream(
     _access: Reader,

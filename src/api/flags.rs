@@ -2,7 +2,7 @@
 //! history, restore. Every response carries `ETag` = the flag's version; a write with an
 //! `If-Match` that does not match is 412 and changes nothing.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,12 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson, ApiQuery};
+use super::extract::Path;
+use super::problems::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unprocessable, UnsupportedMediaType,
+};
 use super::state::FlagsState;
 use crate::event::FieldError;
 use crate::flags::parse_flag;
@@ -38,11 +43,13 @@ pub struct FlagList {
 
 /// An optional reason, recorded in the audit row.
 #[derive(Debug, Default, Deserialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct ReasonQuery {
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Include archived flags.
     #[serde(default)]
@@ -51,10 +58,32 @@ pub struct ListQuery {
 
 /// A rollout plus an optional `reason`. (Parsed by hand: serde's `flatten` would let
 /// unknown fields through.)
-#[derive(Debug, ToSchema)]
+#[derive(Debug)]
 pub struct RolloutRequest {
-    #[schema(inline)]
     pub rollout: Rollout,
+    pub reason: Option<String>,
+}
+
+/// The body of `PUT /v1/flags/{key}/environments/{env}/rollout` as the document shows it: a
+/// [`Rollout`]'s fields and `reason` side by side, nothing else.
+#[derive(ToSchema)]
+#[schema(as = RolloutRequest)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequestDocument {
+    /// 0 to 100, a whole number (default 100).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 1)]
+    pub percentage: f64,
+    /// One of the flag's variants (default `on`).
+    #[serde(default)]
+    pub variant: String,
+    /// Each a variant of the flag; the weights add up to 1000.
+    #[serde(default)]
+    pub variant_weights: Vec<crate::flags::VariantWeight>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Recorded in the audit row.
+    #[serde(default)]
     pub reason: Option<String>,
 }
 
@@ -88,11 +117,29 @@ pub struct RulesRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
+    /// A version from the flag's history (`3`; JSON's `3.0` is the same number).
+    #[serde(deserialize_with = "whole_number")]
     pub version: i64,
     pub reason: Option<String>,
 }
 
+/// An integer written as JSON `3` or `3.0` (JSON Schema's `integer` admits both).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && n.abs() < 9.0e15)
+                .map(|n| n as i64)
+        })
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number")))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Most rows to return (default 100, at most 1000).
     pub limit: Option<i64>,
@@ -169,12 +216,12 @@ async fn apply(
 
 /// List flags.
 #[utoipa::path(get, path = "/v1/flags", tag = "flags", params(ListQuery),
-    responses((status = 200, body = FlagList), (status = 401, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, body = FlagList), BadRequest, Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_flags(
     _access: Reader,
     State(state): State<FlagsState>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<ApiJson<FlagList>, ApiError> {
     let stored = flag_store::list(&state.pool, query.archived).await?;
     let flags = stored
@@ -192,14 +239,15 @@ pub async fn list_flags(
 /// Create a flag. `{"key", "type": "boolean", "description"}` is enough for a boolean flag,
 /// off in every environment until flipped.
 #[utoipa::path(post, path = "/v1/flags", tag = "flags", params(ReasonQuery),
-    request_body(content = crate::flags::Flag),
-    responses((status = 201, body = FlagView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+    request_body(content = crate::flags::FlagDocument),
+    responses((status = 201, body = FlagView), BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let flag = parse_flag(body)?;
@@ -219,7 +267,7 @@ pub async fn create_flag(
 
 /// Read one flag.
 #[utoipa::path(get, path = "/v1/flags/{key}", tag = "flags",
-    responses((status = 200, body = FlagView), (status = 404, body = Problem)),
+    responses((status = 200, body = FlagView), Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_flag(
     _access: Reader,
@@ -236,15 +284,16 @@ pub async fn get_flag(
 
 /// Replace a flag's definition (also un-archives with `"archived": false`).
 #[utoipa::path(put, path = "/v1/flags/{key}", tag = "flags", params(ReasonQuery),
-    request_body(content = crate::flags::Flag),
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, body = Problem)),
+    request_body(content = crate::flags::FlagDocument),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn replace_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let replacement = parse_flag(body)?;
@@ -273,14 +322,15 @@ pub async fn replace_flag(
 
 /// Archive a flag: it stops evaluating (FLAG_NOT_FOUND) but keeps its history.
 #[utoipa::path(delete, path = "/v1/flags/{key}", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn archive_flag(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(key): Path<String>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let change = Change::Edit(Box::new(|flag| {
         flag.archived = true;
@@ -332,15 +382,17 @@ async fn edit_environment(
 }
 
 /// Turn a flag on in an environment.
-#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/on", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/on", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name"), ReasonQuery),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_on(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let on = |config: &mut EnvironmentConfig| config.enabled = true;
     edit_environment(
@@ -356,15 +408,17 @@ pub async fn flip_on(
 }
 
 /// Turn a flag off in an environment (the kill switch).
-#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/off", tag = "flags", params(ReasonQuery),
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+#[utoipa::path(post, path = "/v1/flags/{key}/environments/{env}/off", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name"), ReasonQuery),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flip_off(
     access: Admin,
     State(state): State<FlagsState>,
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
-    Query(q): Query<ReasonQuery>,
+    ApiQuery(q): ApiQuery<ReasonQuery>,
 ) -> Result<Response, ApiError> {
     let off = |config: &mut EnvironmentConfig| config.enabled = false;
     edit_environment(
@@ -381,8 +435,10 @@ pub async fn flip_off(
 
 /// Set the percentage rollout (and variant weights) of an environment.
 #[utoipa::path(put, path = "/v1/flags/{key}/environments/{env}/rollout", tag = "flags",
-    request_body = RolloutRequest,
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name")),
+    request_body = RolloutRequestDocument,
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rollout(
     access: Admin,
@@ -407,8 +463,10 @@ pub async fn set_rollout(
 
 /// Replace the targeting rules of an environment.
 #[utoipa::path(put, path = "/v1/flags/{key}/environments/{env}/rules", tag = "flags",
+    params(("key" = String, Path), ("env" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,127}$", description = "An environment name")),
     request_body = RulesRequest,
-    responses((status = 200, body = FlagView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn set_rules(
     access: Admin,
@@ -433,13 +491,13 @@ pub async fn set_rules(
 
 /// The audit rows of a flag, newest first.
 #[utoipa::path(get, path = "/v1/flags/{key}/history", tag = "flags", params(HistoryQuery),
-    responses((status = 200, body = Vec<AuditRow>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<AuditRow>), BadRequest, Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn flag_history(
     _access: Reader,
     State(state): State<FlagsState>,
     Path(key): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<ApiJson<Vec<AuditRow>>, ApiError> {
     if flag_store::get(&state.pool, &key).await?.is_none() {
         return Err(ApiError::NotFound(format!("no flag `{key}`")));
@@ -453,7 +511,8 @@ pub async fn flag_history(
 /// Restore the definition a flag had at `version`, as a new version.
 #[utoipa::path(post, path = "/v1/flags/{key}/restore", tag = "flags",
     request_body = RestoreRequest,
-    responses((status = 200, body = FlagView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = FlagView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn restore_flag(
     access: Admin,

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Publisher, Reader};
 use super::origin::AllowedOrigin;
+use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use super::stream_guard::{SendFailure, send_within};
 use super::stream_limit::StreamSlot;
 use super::subscribe::{CLOSE_UNRESPONSIVE, SubscriberState, configure};
@@ -65,7 +66,9 @@ impl FromRef<AppState> for IngestSocketState {
     }
 }
 
+/// `Status` is also a rollout plan's status: this one is named `LegacyStatus` in the document.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LegacyStatus)]
 pub struct Status {
     pub status: &'static str,
     pub service: &'static str,
@@ -88,12 +91,8 @@ pub async fn status(State(hub): State<Hub>) -> Json<Status> {
 /// frame shapes; answers `{"command": ...}` frames.
 #[utoipa::path(
     get, path = "/ws", tag = "legacy",
-    responses(
-        (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, description = "No valid key", body = super::error::Problem),
-        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the read scope", body = super::error::Problem),
-        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
-    ),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket),
     security(("bearer" = []), ("api_key" = []), ())
 )]
 pub async fn dashboard_ws(
@@ -314,12 +313,8 @@ fn time_series(events: &[Arc<Published>], interval_minutes: f64) -> Vec<Value> {
 /// The legacy ingest WebSocket: one event a text frame, each answered.
 #[utoipa::path(
     get, path = "/events", tag = "legacy",
-    responses(
-        (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, description = "No valid key", body = super::error::Problem),
-        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the publish scope", body = super::error::Problem),
-        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
-    ),
+    responses((status = 101, description = "Switching to the WebSocket protocol"),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket),
     security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn ingest_ws(

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod error;
 pub mod evaluate;
 pub mod events;
+pub mod extract;
 pub mod flag_stream;
 pub mod flags;
 pub mod health;
@@ -16,6 +17,7 @@ pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
 pub mod origin;
+pub mod problems;
 pub mod prometheus;
 pub mod realtime;
 pub mod rollouts;
@@ -40,7 +42,7 @@ pub use state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "switchyard", description = "Feature-flag and circuit-breaker control plane for live monitoring events"),
+    info(title = "switchyard", description = "Feature-flag and circuit-breaker control plane for live monitoring events.\n\nErrors are RFC 9457 `application/problem+json` documents naming each bad field. No string a client sends may contain the NUL character (U+0000): Postgres cannot store it, so such a request is refused with 400 (404 for a path parameter)."),
     modifiers(&SecuritySchemes),
     tags(
         (name = "events", description = "Publishing events"),
@@ -134,7 +136,15 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document the code describes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    split().1
+}
+
+/// The routes and their document, completed with what the middleware answers on every route
+/// (a `Modify` on `ApiDoc` would run before the routes are added).
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut spec) = api_router().split_for_parts();
+    utoipa::Modify::modify(&problems::MiddlewareAnswers, &mut spec);
+    (routes, spec)
 }
 
 /// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
@@ -148,7 +158,7 @@ pub fn openapi_json() -> String {
 
 /// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api_router().split_for_parts();
+    let (routes, spec) = split();
     // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))

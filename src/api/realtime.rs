@@ -10,14 +10,15 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiJson, Problem};
+use super::error::ApiJson;
+use super::problems::{Forbidden, Unauthorized};
 use super::state::RealtimeState;
 use crate::hub::legacy::rfc3339;
 use crate::realtime::RealtimeStatus;
 
 /// The Realtime path: queue, backlog, batching, writes.
 #[utoipa::path(get, path = "/v1/realtime", tag = "realtime",
-    responses((status = 200, body = RealtimeStatus), (status = 401, body = Problem)),
+    responses((status = 200, body = RealtimeStatus), Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn realtime_status(
     _access: Reader,
@@ -88,7 +89,7 @@ pub async fn metrics_validation(State(state): State<RealtimeState>) -> Json<Valu
 
 /// The legacy flush: metrics are live counters here, so there is nothing to persist; it
 /// answers with the figures as of now.
-#[utoipa::path(post, path = "/metrics/flush", tag = "legacy", responses((status = 200, description = "{status, flushed, metrics, timestamp}")),
+#[utoipa::path(post, path = "/metrics/flush", tag = "legacy", responses((status = 200, description = "{status, flushed, metrics, timestamp}"), Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn metrics_flush(_access: Admin, State(state): State<RealtimeState>) -> Json<Value> {
     Json(

@@ -1,7 +1,7 @@
 //! Guarded rollout plans: create (admin; applies the first stage), list, read (with the
 //! guardrails as they read now and the plan's event trail), pause, resume, abort.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -11,7 +11,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson};
+use super::extract::Path;
+use super::problems::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, Unauthorized,
+    Unprocessable, UnsupportedMediaType,
+};
 use crate::rollout::guardrails;
 use crate::rollout::model::{GuardrailReading, stages_view};
 use crate::rollout::operations::{self, Operation};
@@ -84,8 +89,8 @@ fn view(state: &RolloutDeps, plan: Plan, events: Option<Vec<RolloutEvent>>) -> R
 /// Start a guarded rollout: the first stage is applied at once (an audited flag write by
 /// `rollout:<id>`, over `If-Match` when given); the plan then moves by itself.
 #[utoipa::path(post, path = "/v1/rollouts", tag = "rollouts", request_body = PlanRequest,
-    responses((status = 201, body = RolloutView), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 201, body = RolloutView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed, PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_rollout(
     access: Admin,
@@ -101,7 +106,7 @@ pub async fn create_rollout(
 
 /// Every rollout plan, newest first (at most 500).
 #[utoipa::path(get, path = "/v1/rollouts", tag = "rollouts",
-    responses((status = 200, body = Vec<RolloutView>), (status = 401, body = Problem)),
+    responses((status = 200, body = Vec<RolloutView>), Unauthorized, Forbidden),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_rollouts(
     _access: Reader,
@@ -115,7 +120,7 @@ pub async fn list_rollouts(
 
 /// One rollout plan with its event trail.
 #[utoipa::path(get, path = "/v1/rollouts/{id}", tag = "rollouts",
-    responses((status = 200, body = RolloutView), (status = 404, body = Problem)),
+    responses((status = 200, body = RolloutView), Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn get_rollout(
     _access: Reader,
@@ -146,7 +151,8 @@ async fn operate(
 
 /// Pause a running plan: it holds its stage and takes no step until resumed.
 #[utoipa::path(post, path = "/v1/rollouts/{id}/pause", tag = "rollouts",
-    responses((status = 200, body = RolloutView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = RolloutView), Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn pause_rollout(
     access: Admin,
@@ -160,7 +166,8 @@ pub async fn pause_rollout(
 /// it is now; the hold restarts. 409 for any other status, or when a rolled-back plan's flag
 /// has another live plan.
 #[utoipa::path(post, path = "/v1/rollouts/{id}/resume", tag = "rollouts",
-    responses((status = 200, body = RolloutView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = RolloutView), Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn resume_rollout(
     access: Admin,
@@ -172,7 +179,8 @@ pub async fn resume_rollout(
 
 /// Abort a running or paused plan: the flag goes to 0% (an audited write) and the plan ends.
 #[utoipa::path(post, path = "/v1/rollouts/{id}/abort", tag = "rollouts",
-    responses((status = 200, body = RolloutView), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = RolloutView), Unauthorized, Forbidden, NotFound, Conflict,
+        PreconditionFailed),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn abort_rollout(
     access: Admin,

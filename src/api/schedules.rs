@@ -1,7 +1,7 @@
 //! Scheduled flag changes: schedule one (admin), list a flag's, cancel a pending one. The
 //! driver (`crate::rollout::driver`) applies each once when its time comes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -9,7 +9,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::auth::{Admin, Reader};
-use super::error::{ApiError, ApiJson, Problem};
+use super::error::{ApiError, ApiJson};
+use super::extract::Path;
+use super::problems::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unauthorized, Unprocessable,
+    UnsupportedMediaType,
+};
 use super::state::FlagsState;
 use crate::rollout::schedule::{Schedule, ScheduleRequest, parse_schedule};
 use crate::store::flags as flag_store;
@@ -19,8 +24,8 @@ use crate::store::schedules as store;
 /// "change": {"action": "on" | "off" | "percentage", "percentage": n}}`. A time not in the
 /// future is 422.
 #[utoipa::path(post, path = "/v1/flags/{key}/schedule", tag = "rollouts", request_body = ScheduleRequest,
-    responses((status = 201, body = Schedule), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Schedule), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn create_schedule(
     access: Admin,
@@ -60,7 +65,7 @@ pub async fn create_schedule(
 
 /// A flag's scheduled changes (pending, applied, cancelled, failed), by time.
 #[utoipa::path(get, path = "/v1/flags/{key}/schedule", tag = "rollouts",
-    responses((status = 200, body = Vec<Schedule>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<Schedule>), Unauthorized, Forbidden, NotFound),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn list_schedules(
     _access: Reader,
@@ -75,7 +80,7 @@ pub async fn list_schedules(
 
 /// Cancel a pending scheduled change (409 once it has been applied, failed or cancelled).
 #[utoipa::path(delete, path = "/v1/flags/{key}/schedule/{id}", tag = "rollouts",
-    responses((status = 200, body = Schedule), (status = 404, body = Problem), (status = 409, body = Problem)),
+    responses((status = 200, body = Schedule), Unauthorized, Forbidden, NotFound, Conflict),
     security(("bearer" = []), ("api_key" = [])))]
 pub async fn cancel_schedule(
     access: Admin,

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::Reader;
-use super::error::Problem;
+use super::problems::{Forbidden, TooManyRequests, Unauthorized};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::metrics::connections::ConnectionTotals;
@@ -102,7 +102,7 @@ fn sample(state: &StatusStreamState) -> StatusSample {
 /// Stream connection counts and Realtime queue depths: a `status` event now and each second.
 #[utoipa::path(get, path = "/v1/status/stream", tag = "health",
     responses((status = 200, description = "`status` events, each one's data a StatusSample", content_type = "text/event-stream", body = StatusSample),
-        (status = 401, body = Problem)),
+        Unauthorized, Forbidden, TooManyRequests),
     security(("bearer" = []), ("api_key" = []), ()))]
 pub async fn status_stream(
     _access: Reader,

@@ -20,6 +20,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::Reader;
 use super::error::ApiError;
+use super::problems::{BadRequest, Forbidden, TooManyRequests, Unauthorized};
 use super::stream_guard::oversized_filter;
 use super::stream_limit::StreamSlot;
 use crate::hub::frames::encode;
@@ -50,6 +51,7 @@ impl FromRef<AppState> for StreamState {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Comma-separated event types.
@@ -73,10 +75,7 @@ pub struct StreamQuery {
     params(StreamQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this offset")),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream"),
-        (status = 400, description = "Bad filter", body = super::error::Problem),
-        (status = 401, description = "No valid key", body = super::error::Problem),
-        (status = 403, description = "A key without the read scope", body = super::error::Problem),
-        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
+        BadRequest, Unauthorized, Forbidden, TooManyRequests,
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]

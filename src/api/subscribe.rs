@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use super::AppState;
 use super::auth::Reader;
 use super::origin::AllowedOrigin;
+use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use super::stream_guard::{SendFailure, oversized_filter, send_within};
 use super::stream_limit::StreamSlot;
 use crate::hub::frames::ServerFrame;
@@ -82,9 +83,7 @@ impl FromRef<AppState> for SubscriberState {
     get, path = "/v1/ws", tag = "subscribe",
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 401, description = "No valid key", body = super::error::Problem),
-        (status = 403, description = "`Origin` not in SWITCHYARD_ALLOWED_ORIGINS, or a key without the read scope", body = super::error::Problem),
-        (status = 429, description = "The key has SWITCHYARD_MAX_STREAMS_PER_KEY streams open", body = super::error::Problem),
+        Unauthorized, Forbidden, TooManyRequests, NotAWebSocket,
     ),
     security(("bearer" = []), ("api_key" = []), ())
 )]

@@ -132,6 +132,7 @@ pub struct Rollout {
     /// 0 to 100, a whole number (the Unleash hash has 1% buckets). JSON `25` and `25.0` are
     /// both accepted; a fraction, a negative number or more than 100 fails validation.
     #[serde(default = "hundred", serialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 1)]
     pub percentage: f64,
     /// What a key inside the percentage gets when there are no weights.
     #[serde(default = "on")]

@@ -40,7 +40,7 @@ pub use environment::{
 pub use eval::Snapshot;
 pub use gate::PercentageGate;
 pub use key::{FlagKey, InvalidFlagKey, MAX_NAME_LEN, is_valid_name};
-pub use model::{Flag, FlagRecord, Pin, ValueType};
+pub use model::{Flag, FlagDocument, FlagRecord, Pin, ValueType};
 pub use outcome::{ErrorCode, Evaluation, Reason, Tier};
 pub use validate::{is_valid_environment_name, validate, validate_pin};
 

@@ -63,7 +63,8 @@ pub struct Flag {
     #[serde(rename = "type")]
     pub value_type: ValueType,
     /// Variant name -> value; rules, rollouts and environments refer to variants by name.
-    #[schema(value_type = Object)]
+    /// At least one (a boolean flag that names none gets `on` and `off`).
+    #[schema(schema_with = variants_schema)]
     pub variants: BTreeMap<String, Value>,
     /// Environment name -> its configuration.
     pub environments: BTreeMap<String, EnvironmentConfig>,
@@ -71,16 +72,36 @@ pub struct Flag {
     pub archived: bool,
 }
 
-/// The input shape of [`Flag`]: what may be omitted and what unknown fields are refused.
-#[derive(Deserialize)]
+/// `variants` in the OpenAPI document: an object of at least one entry, any JSON values.
+fn variants_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .min_properties(Some(1))
+        .property_names(Some(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String)
+                .pattern(Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+        ))
+        .description(Some(
+            "Variant name -> value; rules, rollouts and environments refer to variants by name. \
+             At least one (a boolean flag that names none gets `on` and `off`).",
+        ))
+        .build()
+}
+
+/// The input shape of [`Flag`]: what may be omitted and what unknown fields are refused (the
+/// request body `POST /v1/flags` and `PUT /v1/flags/{key}` document).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FlagDocument {
+pub struct FlagDocument {
     key: FlagKey,
     #[serde(default)]
     description: String,
     #[serde(rename = "type")]
     value_type: ValueType,
+    /// Absent: a boolean flag gets `on` and `off`; other types must name theirs.
     #[serde(default)]
+    #[schema(schema_with = variants_schema)]
     variants: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     environments: BTreeMap<String, EnvironmentConfig>,
@@ -179,7 +200,7 @@ pub struct FlagRecord {
 pub struct Pin {
     /// The variable that pins it, e.g. `MONITORING_DUAL_MODE`, named in the 409.
     pub source_variable: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value, of the flag's type.
     pub value: Value,
 }
 

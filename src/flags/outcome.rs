@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Evaluation {
     pub key: String,
-    /// The resolved value (`null` for FLAG_NOT_FOUND).
-    #[schema(value_type = Object)]
+    /// The resolved value (`null` for FLAG_NOT_FOUND): any JSON value, of the flag's type.
     pub value: Value,
     /// The variant's name; `None` when no variant decided (not found, or a pin whose value is
     /// none of the flag's variants).

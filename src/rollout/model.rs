@@ -36,9 +36,11 @@ pub struct Guardrails {
     pub breaker_closed: Vec<String>,
     /// The lowest acceptable dual-path consistency, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
     pub min_consistency: Option<f64>,
     /// The highest acceptable p99 of Realtime writes, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0)]
     pub max_realtime_p99_ms: Option<f64>,
 }
 
@@ -165,9 +167,8 @@ pub enum Health {
 pub struct GuardrailReading {
     /// `breaker_closed:<name>`, `min_consistency` or `max_realtime_p99_ms`.
     pub guardrail: String,
-    #[schema(value_type = Object)]
+    /// A number, or `true` for `breaker_closed:<name>`.
     pub limit: Value,
-    #[schema(value_type = Option<Object>)]
     pub reading: Option<Value>,
     pub health: Health,
 }

@@ -18,8 +18,12 @@ use crate::flags::parse_body;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     pub flag: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     pub environment: String,
+    /// Percentages going up; a hold on every stage but the last.
+    #[schema(min_items = 1)]
     pub stages: Vec<StageRequest>,
     #[serde(default)]
     pub guardrails: Guardrails,
@@ -34,9 +38,13 @@ pub struct PlanRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageRequest {
+    #[schema(minimum = 0, maximum = 100, multiple_of = 1)]
     pub percentage: f64,
-    /// `500ms`, `2s`, `10m`, `1h`, `1h30m`, `1d`.
+    /// `500ms`, `2s`, `10m`, `1h`, `1h30m`, `1d`: numbers with units, largest first.
     #[serde(default)]
+    #[schema(
+        pattern = "^([0-9]{1,6}d([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?([0-9]{1,6}ms)?|[0-9]{1,6}h([0-9]{1,6}m)?([0-9]{1,6}s)?([0-9]{1,6}ms)?|[0-9]{1,6}m([0-9]{1,6}s)?([0-9]{1,6}ms)?|[0-9]{1,6}s([0-9]{1,6}ms)?|[0-9]{1,6}ms)$"
+    )]
     pub hold: Option<String>,
 }
 

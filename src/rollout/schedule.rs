@@ -30,7 +30,9 @@ pub enum ChangeAction {
 #[serde(deny_unknown_fields)]
 pub struct ScheduledChange {
     pub action: ChangeAction,
+    /// A whole number from 0 to 100, with (and only with) the `percentage` action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100, multiple_of = 1)]
     pub percentage: Option<f64>,
 }
 
@@ -38,6 +40,7 @@ pub struct ScheduledChange {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     pub environment: String,
     /// RFC 3339; must be in the future.
     pub at: DateTime<Utc>,

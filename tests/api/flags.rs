@@ -5,6 +5,7 @@
 
 mod admin;
 mod legacy;
+mod nul;
 mod ofrep;
 mod outage;
 mod pins;
