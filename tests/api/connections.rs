@@ -115,6 +115,10 @@ async fn a_connection_past_the_cap_is_answered_503_and_closed_at_once() {
     assert_eq!(scrape.value("switchyard_connections_open", &[]), Some(2.0));
 }
 
+/// Room for `large_event`'s 100 kB events (the default maximum is 64 KiB): a client that stops
+/// reading must fill its socket buffers quickly.
+const LARGE_EVENT_LIMIT: u32 = 256 * 1024;
+
 fn large_event(n: usize) -> Value {
     json!({"event_type": "cache_metrics", "source": "bulk",
            "data": {"n": n, "blob": "x".repeat(100_000)}})
@@ -123,7 +127,11 @@ fn large_event(n: usize) -> Value {
 #[tokio::test]
 async fn a_websocket_client_that_stops_reading_is_closed_and_counted_while_another_receives_everything()
  {
-    let app = spawn_app_with(|config| config.send_timeout_ms = 500).await;
+    let app = spawn_app_with(|config| {
+        config.send_timeout_ms = 500;
+        config.limits.max_event_bytes = LARGE_EVENT_LIMIT;
+    })
+    .await;
     let mut stalled = app.connect_ws_small_buffer("/v1/ws").await;
     send_json(&mut stalled, &json!({"op": "subscribe"})).await;
     assert_eq!(next_json(&mut stalled).await["op"], "subscribed");
@@ -185,7 +193,11 @@ async fn a_websocket_client_that_stops_reading_is_closed_and_counted_while_anoth
 
 #[tokio::test]
 async fn an_sse_client_that_stops_reading_is_cut_and_counted() {
-    let app = spawn_app_with(|config| config.send_timeout_ms = 500).await;
+    let app = spawn_app_with(|config| {
+        config.send_timeout_ms = 500;
+        config.limits.max_event_bytes = LARGE_EVENT_LIMIT;
+    })
+    .await;
     // A raw client with a tiny receive buffer that reads the response head, then nothing.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
