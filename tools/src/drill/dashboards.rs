@@ -45,6 +45,8 @@ struct EventHead {
     event_type: String,
 }
 
+/// How long a dashboard may wait for its subscription to be acknowledged.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(10);
 /// How long a dashboard keeps reading after the sentinel with nothing arriving.
 const QUIET_AFTER_SENTINEL: Duration = Duration::from_secs(1);
 
@@ -65,6 +67,21 @@ impl Dashboards {
             let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
             ws.send(Message::text(json!({"op": "subscribe"}).to_string()))
                 .await?;
+            // Attached only once the server says so: an event published before that goes to
+            // the subscribers already attached, not to this one, and would read as lost.
+            tokio::time::timeout(SUBSCRIBE_WAIT, async {
+                while let Some(message) = ws.next().await {
+                    if let Message::Text(text) = message?
+                        && serde_json::from_str::<Frame>(text.as_str())
+                            .is_ok_and(|frame| frame.op == "subscribed")
+                    {
+                        return Ok(());
+                    }
+                }
+                anyhow::bail!("the subscription closed before it was acknowledged")
+            })
+            .await
+            .context("no `subscribed` acknowledgement")??;
             tasks.push(tokio::spawn(async move {
                 let mut seen = Seen::default();
                 let mut ended = false;
