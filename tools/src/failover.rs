@@ -25,7 +25,7 @@ use tokio::sync::{Mutex, broadcast};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use fault_proxy::{Fault, FaultProxy};
+use fault_proxy::Fault;
 use switchyard::breaker::{BreakerState, Transition};
 use switchyard::realtime::RealtimePath;
 use switchyard::{Application, config::Config};
@@ -108,24 +108,13 @@ async fn drill(
     control: &Scratch,
     target: &Scratch,
 ) -> anyhow::Result<FailoverReport> {
-    let mut target_url = url::Url::parse(&target.url)?;
-    let host = target_url.host_str().unwrap_or("127.0.0.1").to_string();
-    let port = target_url.port().unwrap_or(5432);
-    let upstream = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .next()
-        .context("the Postgres server has no address")?;
-    let proxy = FaultProxy::start(upstream).await?;
-    target_url.set_host(Some("127.0.0.1"))?;
-    target_url
-        .set_port(Some(proxy.address().port()))
-        .map_err(|()| anyhow::anyhow!("cannot set the proxy port"))?;
+    let (proxy, target_url) = target.behind_proxy().await?;
 
     let admin_key = format!("bench-{}", Uuid::new_v4().simple());
     let mut config = Config::for_database(control.url.clone());
     config.port = 0;
     config.admin_key = Some(admin_key.clone());
-    config.realtime.database_url = Some(target_url.to_string());
+    config.realtime.database_url = Some(target_url);
     config.circuit_breaker_failure_threshold = Some(args.failure_threshold.clone());
     config.legacy.timeout_ms = Some(args.timeout_ms);
     config.breaker_stall_trip = args.stall_trip;

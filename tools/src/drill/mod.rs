@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use fault_proxy::{Fault, FaultProxy};
+use fault_proxy::Fault;
 use switchyard::breaker::BreakerState;
 use switchyard::{Application, config::Config};
 
@@ -87,28 +87,12 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the fault proxy in front of the target's server; returns it and the target's URL
-/// through it.
-async fn proxied(target: &Scratch) -> anyhow::Result<(FaultProxy, String)> {
-    let mut url = url::Url::parse(&target.url)?;
-    let host = url.host_str().unwrap_or("127.0.0.1").to_string();
-    let upstream = tokio::net::lookup_host((host.as_str(), url.port().unwrap_or(5432)))
-        .await?
-        .next()
-        .context("the Postgres server has no address")?;
-    let proxy = FaultProxy::start(upstream).await?;
-    url.set_host(Some("127.0.0.1"))?;
-    url.set_port(Some(proxy.address().port()))
-        .map_err(|()| anyhow::anyhow!("cannot set the proxy port"))?;
-    Ok((proxy, url.to_string()))
-}
-
 async fn drill(
     args: &DrillArgs,
     control: &Scratch,
     target: &Scratch,
 ) -> anyhow::Result<DrillReport> {
-    let (proxy, target_url) = proxied(target).await?;
+    let (proxy, target_url) = target.behind_proxy().await?;
     let admin_key = format!("drill-{}", Uuid::new_v4().simple());
     let mut config = Config::for_database(control.url.clone());
     config.port = 0;
