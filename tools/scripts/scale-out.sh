@@ -32,7 +32,9 @@ trap cleanup EXIT
 
 serve() { # port, extra env...
     local port=$1; shift
-    env "$@" SWITCHYARD_ADMIN_KEY=$KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT="$port" \
+    # One key opens every subscriber: lift the per-key stream cap (default 100) for the bench.
+    env "$@" SWITCHYARD_MAX_STREAMS_PER_KEY=100000 SWITCHYARD_MAX_CONNECTIONS=100000 \
+        SWITCHYARD_ADMIN_KEY=$KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT="$port" \
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=warn \
         taskset -c 0 "$BIN/switchyard" serve >"/tmp/scale-out-$port.log" 2>&1 &
     PIDS+=($!)
