@@ -16,6 +16,7 @@ pub mod health;
 pub mod legacy;
 pub mod legacy_flags;
 pub mod middleware;
+pub mod ofrep;
 pub mod origin;
 pub mod problems;
 pub mod prometheus;
@@ -106,8 +107,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(realtime::metrics_validation))
         .routes(routes!(realtime::metrics_flush))
         .routes(routes!(evaluate::evaluate))
-        .routes(routes!(evaluate::ofrep_one))
-        .routes(routes!(evaluate::ofrep_bulk))
+        .routes(routes!(ofrep::ofrep_one))
+        .routes(routes!(ofrep::ofrep_bulk))
         .routes(routes!(legacy_flags::flags_status))
         .routes(routes!(legacy_flags::flags_health))
         .routes(routes!(breakers::list_breakers))
@@ -156,17 +157,14 @@ pub fn openapi_json() -> String {
     json
 }
 
-/// The application's router: routes, fallback, middleware, state. Used by `serve` and tests.
+/// The application's router: routes, fallback, middleware (the store deadline among it),
+/// state. Used by `serve` and tests.
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = split();
     // The spec at /openapi.json and browsable docs at /docs, from assets built into the binary.
     let routes = routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.store_timeout(),
-            store_deadline::store_deadline,
-        ));
+        .fallback(error::not_found);
     middleware::apply(routes, &state.config, &state.metrics).with_state(state)
 }
 

@@ -11,41 +11,27 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
 /// Routes whose time is not the control store's.
-fn exempt(request: &Request) -> bool {
-    let path = request.uri().path();
-    (request.method() == Method::POST && path == "/v1/events") || path == "/events"
+pub fn exempt(method: &Method, path: &str) -> bool {
+    (method == Method::POST && path == "/v1/events") || path == "/events"
 }
 
-pub async fn store_deadline(
-    State(limit): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if exempt(&request) {
-        return next.run(request).await;
-    }
-    let path = request.uri().path().to_string();
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(
-                route = path,
-                store_timeout_ms = limit.as_millis() as u64,
-                "control store did not answer in time: 503"
-            );
-            ApiError::Unavailable(format!(
-                "the control store is unavailable (no answer within {} ms); try again shortly",
-                limit.as_millis()
-            ))
-            .into_response()
-        }
-    }
+/// The answer to a request past the deadline (applied by `super::middleware`, with the
+/// request timeout, on one timer).
+pub fn unavailable(path: &str, limit: Duration) -> Response {
+    tracing::warn!(
+        route = path,
+        store_timeout_ms = limit.as_millis() as u64,
+        "control store did not answer in time: 503"
+    );
+    ApiError::Unavailable(format!(
+        "the control store is unavailable (no answer within {} ms); try again shortly",
+        limit.as_millis()
+    ))
+    .into_response()
 }

@@ -1,21 +1,16 @@
-//! HTTP requests by route and status, with a latency histogram: a middleware layer that
-//! counts every response (shed 503s and timeouts included, being outside those layers).
+//! HTTP requests by route and status, with a latency histogram, counted by the request layer
+//! (`api::middleware`) for every response (shed 503s and timeouts included).
 //!
 //! `route` is the matched route template (`/v1/flags/{key}`), never the raw path, so a client
 //! cannot create series by inventing URLs; a request no route matched is `unmatched`.
 
-use std::time::Instant;
+use std::sync::{Mutex, PoisonError};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use super::Metrics;
 
 /// The `route` of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -40,6 +35,7 @@ struct RouteLabels {
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+#[derive(Clone)]
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: HistogramFamily,
@@ -50,7 +46,7 @@ fn histogram() -> Histogram {
 }
 
 impl HttpMetrics {
-    pub(super) fn register(registry: &mut Registry) -> Self {
+    pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "switchyard_http_requests",
@@ -66,49 +62,55 @@ impl HttpMetrics {
         Self { requests, duration }
     }
 
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let (method, route) = (method.to_string(), route.to_string());
-        self.duration
-            .get_or_create(&RouteLabels {
-                method: method.clone(),
-                route: route.clone(),
-            })
-            .observe(seconds);
-        self.requests
-            .get_or_create(&RequestLabels {
-                method,
-                route,
-                status,
-            })
-            .inc();
+    /// The series of one method and route, for [`HttpMetrics::record`]: looked up once and
+    /// kept beside the route, so a request costs no label allocation or hashing.
+    pub fn series(&self, method: &'static str, route: &str) -> RouteSeries {
+        RouteSeries {
+            method,
+            route: route.into(),
+            duration: self.duration.get_or_create_owned(&RouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            }),
+            requests: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts one response and its time to the response head.
+    pub fn record(&self, series: &RouteSeries, status: u16, seconds: f64) {
+        series.duration.observe(seconds);
+        let mut requests = series
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let index = match requests.iter().position(|(known, _)| *known == status) {
+            Some(index) => index,
+            None => {
+                let counter = self.requests.get_or_create_owned(&RequestLabels {
+                    method: series.method.to_string(),
+                    route: series.route.to_string(),
+                    status,
+                });
+                requests.push((status, counter));
+                requests.len() - 1
+            }
+        };
+        requests[index].1.inc();
     }
 }
 
-/// The middleware: wrap with `axum::middleware::from_fn_with_state(metrics, track)`.
-pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
-        .to_string();
-    // Standard methods only, for the same reason as `route`.
-    let method: &'static str = match request.method().as_str() {
-        "GET" => "GET",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "HEAD" => "HEAD",
-        "OPTIONS" => "OPTIONS",
-        _ => "other",
-    };
-    let response = next.run(request).await;
-    metrics.http().record(
-        method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
+/// One method and route's series (see [`HttpMetrics::series`]); its counters by status are
+/// added as statuses occur (a route answers a handful).
+pub struct RouteSeries {
+    method: &'static str,
+    route: Box<str>,
+    duration: Histogram,
+    requests: Mutex<Vec<(u16, Counter)>>,
+}
+
+impl RouteSeries {
+    /// True when these are the series of `method` and `route`.
+    pub fn is(&self, method: &str, route: &str) -> bool {
+        self.method == method && *self.route == *route
+    }
 }
