@@ -216,7 +216,10 @@ impl Session {
                     let Some(Ok(message)) = incoming else { return Err(Ending::Gone) };
                     last_heard = Instant::now();
                     match message {
-                        Message::Text(text) => self.handle_frame(&text, &mut active, socket).await?,
+                        // Boxed: a subscribe may read history back from NATS, a future
+                        // of kilobytes that would otherwise sit, unused, in every idle
+                        // connection's task for its whole life (docs/benchmarks.md, idle).
+                        Message::Text(text) => Box::pin(self.handle_frame(&text, &mut active, socket)).await?,
                         Message::Binary(_) => {
                             let reply = error_frame("unsupported", "binary frames are not part of the protocol");
                             send_within(limit, socket.send(reply)).await?;
