@@ -181,8 +181,8 @@ impl Session {
                     code,
                     reason: Utf8Bytes::from_static(reason),
                 };
-                let _ =
-                    send_within(self.send_timeout, socket.send(Message::Close(Some(frame)))).await;
+                let goodbye = Message::Close(Some(frame));
+                let _ = send_rare(self.send_timeout, &mut socket, goodbye).await;
             }
             Ending::Stalled => self
                 .metrics
@@ -216,17 +216,20 @@ impl Session {
                     let Some(Ok(message)) = incoming else { return Err(Ending::Gone) };
                     last_heard = Instant::now();
                     match message {
-                        Message::Text(text) => self.handle_frame(&text, &mut active, socket).await?,
+                        // Boxed: a subscribe may read history back from NATS, a future
+                        // of kilobytes that would otherwise sit, unused, in every idle
+                        // connection's task for its whole life (docs/benchmarks.md, idle).
+                        Message::Text(text) => Box::pin(self.handle_frame(&text, &mut active, socket)).await?,
                         Message::Binary(_) => {
                             let reply = error_frame("unsupported", "binary frames are not part of the protocol");
-                            send_within(limit, socket.send(reply)).await?;
+                            send_rare(limit, socket, reply).await?;
                         }
                         Message::Close(_) => return Err(Ending::Gone),
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
                 frame = system.recv() => match frame {
-                    Ok(frame) => send_within(limit, socket.send(Message::Text(frame))).await?,
+                    Ok(frame) => send_rare(limit, socket, Message::Text(frame)).await?,
                     Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return Err(Ending::Close(1001, "server shutting down")),
                 },
@@ -238,7 +241,7 @@ impl Session {
                     if last_heard.elapsed() > self.ping_interval * 2 {
                         return Err(Ending::Close(CLOSE_UNRESPONSIVE, "no answer to pings"));
                     }
-                    send_within(limit, socket.send(Message::Ping(Default::default()))).await?;
+                    send_rare(limit, socket, Message::Ping(Default::default())).await?;
                 }
             }
         }
@@ -331,6 +334,18 @@ async fn deliver<Tx: Sink<Message> + Unpin>(
     }
     sink.flush().await?;
     Ok(Ok(()))
+}
+
+/// Sends one of the rare frames (a system frame, a ping, an error reply, the goodbye) within
+/// the send timeout. Boxed, like the subscribe handler: a send and its timer laid out inline
+/// would sit in every session's task for its whole life, for frames sent seldom. The event
+/// path (`deliver`) stays inline: it must not allocate.
+async fn send_rare<S>(limit: Duration, sink: &mut S, message: Message) -> Result<(), SendFailure>
+where
+    S: Sink<Message> + Unpin,
+    S::Error: std::error::Error + 'static,
+{
+    Box::pin(send_within(limit, sink.send(message))).await
 }
 
 async fn next_delivery(active: &mut Option<Cursor>) -> Delivery {
