@@ -91,17 +91,25 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs a socket session (or any task whose panic must not go unseen): a panic ends only
 /// that task, is counted at `site` and logged at error with `what` and its message. Without
 /// this, a panicking spawned task dies silently with its connection.
-pub async fn survive(
+///
+/// A plain function returning the wrapped future, not an `async fn`: an `async fn` keeps its
+/// `task` argument beside the future it awaits (rust-lang/rust#62958), which doubled the size
+/// of every idle `/v1/ws` task.
+pub fn survive(
     panics: PanicMetrics,
     site: PanicSite,
     what: &'static str,
     task: impl std::future::Future<Output = ()>,
-) {
+) -> impl std::future::Future<Output = ()> {
     use futures_util::FutureExt;
-    if let Err(payload) = std::panic::AssertUnwindSafe(task).catch_unwind().await {
-        panics.count(site);
-        tracing::error!(task = what, panic = %panic_message(payload.as_ref()), "{what} panicked; its connection is closed and the service goes on");
-    }
+    std::panic::AssertUnwindSafe(task)
+        .catch_unwind()
+        .map(move |result| {
+            if let Err(payload) = result {
+                panics.count(site);
+                tracing::error!(task = what, panic = %panic_message(payload.as_ref()), "{what} panicked; its connection is closed and the service goes on");
+            }
+        })
 }
 
 #[cfg(test)]
