@@ -164,7 +164,10 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
-            state.config.store_timeout(),
+            store_deadline::StoreDeadline {
+                limit: state.config.store_timeout(),
+                metrics: state.metrics.clone(),
+            },
             store_deadline::store_deadline,
         ));
     middleware::apply(routes, &state.config, &state.metrics).with_state(state)

@@ -8,15 +8,28 @@
 //! so streams (SSE, WebSocket upgrades) are bounded in their opening only. Publishing is left
 //! out: it never touches the control store except through a key lookup, which has its own
 //! bound (`auth`), and a large body on a slow link must not read as a store outage.
+//!
+//! Each refusal is counted (`switchyard_store_deadline_refusals_total`, and
+//! `store_deadline_refusals` on `/health/ready`) and logged at warn with its route; so is a
+//! 503 a handler answered for a store error within the deadline (no pooled connection in
+//! time, a failed connection): to an operator it is the same outage.
 
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use crate::metrics::Metrics;
+
+/// The middleware's state: the deadline, and where refusals are counted.
+#[derive(Clone)]
+pub struct StoreDeadline {
+    pub limit: Duration,
+    pub metrics: Metrics,
+}
 
 /// Routes whose time is not the control store's.
 fn exempt(request: &Request) -> bool {
@@ -25,7 +38,7 @@ fn exempt(request: &Request) -> bool {
 }
 
 pub async fn store_deadline(
-    State(limit): State<Duration>,
+    State(StoreDeadline { limit, metrics }): State<StoreDeadline>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -33,9 +46,18 @@ pub async fn store_deadline(
         return next.run(request).await;
     }
     let path = request.uri().path().to_string();
+    let health = path == "/health/ready";
     match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
+        Ok(response) => {
+            // A store error answered 503 within the deadline (the pool's acquire timed out, the
+            // connection failed): the same outage, counted alike. Readiness's 503 is NATS's.
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE && !health {
+                metrics.http().count_store_deadline();
+            }
+            response
+        }
         Err(_) => {
+            metrics.http().count_store_deadline();
             tracing::warn!(
                 route = path,
                 store_timeout_ms = limit.as_millis() as u64,
