@@ -225,7 +225,9 @@ impl Application {
         let deadline = *stopping_since.get_or_init(tokio::time::Instant::now)
             + Duration::from_secs(deadline_s);
         state.connections.close();
-        if tokio::time::timeout(grace, state.connections.wait())
+        // Within the deadline too: the exit is bounded as a whole.
+        let grace_end = (tokio::time::Instant::now() + grace).min(deadline);
+        if tokio::time::timeout_at(grace_end, state.connections.wait())
             .await
             .is_err()
         {

@@ -44,6 +44,9 @@ pub struct EvaluateResponse {
     pub revision: i64,
     /// True when the snapshot could not be refreshed from the database recently.
     pub stale: bool,
+    /// Seconds since the snapshot was last loaded from the database (how fresh these answers
+    /// are; grows while `stale`). Absent before the first load.
+    pub snapshot_age_s: Option<f64>,
     pub results: Vec<EvaluationView>,
 }
 
@@ -121,6 +124,7 @@ pub async fn evaluate(
     Json(EvaluateResponse {
         revision: snapshot.revision(),
         stale: state.flags.is_stale(),
+        snapshot_age_s: Some(state.flags.staleness_seconds()).filter(|s| s.is_finite()),
         results,
     })
 }

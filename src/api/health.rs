@@ -24,6 +24,10 @@ pub struct Ready {
     pub hub: &'static str,
     /// `up` or `down`.
     pub database: &'static str,
+    /// Requests answered 503 since start because the control store did not answer within
+    /// `SWITCHYARD_STORE_TIMEOUT_MS` (the deadline passed, or no connection in time; also
+    /// `switchyard_store_deadline_refusals_total`).
+    pub store_deadline_refusals: u64,
     pub epoch: String,
     pub offset: u64,
     /// `fresh`, or `stale` when the flag snapshot could not be reloaded lately (evaluation
@@ -67,6 +71,7 @@ pub async fn ready(State(state): State<HealthState>) -> (StatusCode, Json<Ready>
         migrations: "applied",
         hub: "running",
         database: if database_up { "up" } else { "down" },
+        store_deadline_refusals: state.metrics.http().store_deadline_refusals(),
         epoch: state.hub.epoch().to_string(),
         offset: state.hub.head(),
         flags: if state.flags.is_stale() {

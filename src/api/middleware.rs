@@ -201,8 +201,12 @@ where
     };
     // The store's deadline applies when it is the nearer one (a tie goes to the request
     // timeout, as it did with the two layers).
-    let store = shared.store_timeout < shared.request_timeout
-        && !store_deadline::exempt(request.method(), request.uri().path());
+    let governed = !store_deadline::exempt(request.method(), request.uri().path());
+    let store = shared.store_timeout < shared.request_timeout && governed;
+    // A 503 a handler answers for a store error within the deadline (no pooled connection in
+    // time, a failed connection) is the same outage to an operator: counted alike.
+    // Readiness's own 503 (NATS away) is not the store's.
+    let counts_503 = governed && request.uri().path() != "/health/ready";
     let limit = if store {
         shared.store_timeout
     } else {
@@ -211,11 +215,19 @@ where
     let uri = store.then(|| request.uri().clone());
     let handled = AssertUnwindSafe(async move { inner.call(request).await }).catch_unwind();
     match tokio::time::timeout(limit, handled).await {
-        Ok(Ok(Ok(response))) => response,
+        Ok(Ok(Ok(response))) => {
+            if counts_503 && response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                shared.http.count_store_deadline();
+            }
+            response
+        }
         Ok(Ok(Err(never))) => match never {},
         Ok(Err(payload)) => panicked(&shared.panics, payload),
         Err(_) => match uri {
-            Some(uri) => store_deadline::unavailable(uri.path(), limit),
+            Some(uri) => {
+                shared.http.count_store_deadline();
+                store_deadline::unavailable(uri.path(), limit)
+            }
             None => {
                 let mut response = Response::new(Body::empty());
                 *response.status_mut() = StatusCode::REQUEST_TIMEOUT;

@@ -143,6 +143,7 @@ pub struct HealthState {
     pub pool: PgPool,
     pub hub: Hub,
     pub flags: LiveFlags,
+    pub metrics: Metrics,
 }
 
 /// The Realtime path's status and the legacy adapter metrics built from it.
@@ -218,6 +219,7 @@ impl FromRef<AppState> for HealthState {
             pool: state.pool.clone(),
             hub: state.hub.clone(),
             flags: state.flags.clone(),
+            metrics: state.metrics.clone(),
         }
     }
 }

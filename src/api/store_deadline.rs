@@ -8,6 +8,11 @@
 //! so streams (SSE, WebSocket upgrades) are bounded in their opening only. Publishing is left
 //! out: it never touches the control store except through a key lookup, which has its own
 //! bound (`auth`), and a large body on a slow link must not read as a store outage.
+//!
+//! Each refusal is counted (`switchyard_store_deadline_refusals_total`, and
+//! `store_deadline_refusals` on `/health/ready`) and logged at warn with its route; so is a
+//! 503 a handler answered for a store error within the deadline (no pooled connection in
+//! time, a failed connection): to an operator it is the same outage.
 
 use std::time::Duration;
 

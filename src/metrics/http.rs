@@ -39,6 +39,7 @@ type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: HistogramFamily,
+    store_deadline: Counter,
 }
 
 fn histogram() -> Histogram {
@@ -59,7 +60,27 @@ impl HttpMetrics {
             "Time to the response head (a stream's lifetime is not included), by method and route template",
             super::listed::Listed(duration.clone()),
         );
-        Self { requests, duration }
+        let store_deadline = Counter::default();
+        registry.register(
+            "switchyard_store_deadline_refusals",
+            "Requests answered 503 because the control store did not answer within SWITCHYARD_STORE_TIMEOUT_MS (the deadline passed, or no connection in time)",
+            store_deadline.clone(),
+        );
+        Self {
+            requests,
+            duration,
+            store_deadline,
+        }
+    }
+
+    /// Counts one request answered 503 by the store deadline (`api::store_deadline`).
+    pub fn count_store_deadline(&self) {
+        self.store_deadline.inc();
+    }
+
+    /// Requests answered 503 by the store deadline since start.
+    pub fn store_deadline_refusals(&self) -> u64 {
+        self.store_deadline.get()
     }
 
     /// The series of one method and route, for [`HttpMetrics::record`]: looked up once and

@@ -331,6 +331,25 @@ impl Scraped {
             "Realtime rows deleted by retention",
             status.retention_deleted,
         )?;
+        let spool = &status.spool;
+        gauge(
+            encoder,
+            "switchyard_realtime_spool_files",
+            "Spool files waiting in SWITCHYARD_SPOOL_DIR to be written to the Realtime target",
+            spool.files_waiting as f64,
+        )?;
+        counter(
+            encoder,
+            "switchyard_realtime_spooled_events",
+            "Events this run kept in the local spool at shutdown",
+            spool.spooled,
+        )?;
+        counter(
+            encoder,
+            "switchyard_realtime_spool_replayed_events",
+            "Events this run replayed from the local spool into the Realtime target",
+            spool.replayed,
+        )?;
         let latency = self.sources.realtime.write_latency().snapshot();
         let metric = encoder.encode_descriptor(
             "switchyard_realtime_write_duration_seconds",

@@ -47,6 +47,7 @@ use status::{Counters, Depths, Observed, OverflowPolicy};
 pub use batcher::BatchClass;
 pub use settings::RealtimeSettings;
 pub use sink::{RealtimeSink, StoredRow};
+pub use spool::SpoolStatus;
 pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth};
 
 /// The longest an event waits in an open batch: the low class's upper linger bound (see
@@ -257,6 +258,7 @@ impl RealtimePath {
             spill_depth,
             dead_letter_waiting,
             replay_rate_per_s: settings.replay_rate_per_s,
+            spool_dir: settings.spool_dir.clone(),
         };
         status::status(depths, &shared.counters, &shared.observed)
     }

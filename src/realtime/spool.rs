@@ -5,7 +5,8 @@
 //! One file per shutdown, one JSON row per line, written to a `.tmp` name, synced, then
 //! renamed: a file with the final name is whole. The next start writes each file's rows to
 //! the target (idempotent by event id, so a file replayed twice adds nothing) and deletes the
-//! file once they are committed.
+//! file once they are committed. [`SpoolStatus`] is what `GET /v1/realtime` (`spool`) and
+//! `/metrics` (`switchyard_realtime_spool_*`) show of it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::dead_letter::RealtimeRows;
@@ -31,6 +33,35 @@ struct SpooledRow {
     category: String,
     sequence_id: i64,
     epoch: String,
+}
+
+/// The local spool now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpoolStatus {
+    /// The spool directory (`SWITCHYARD_SPOOL_DIR`); absent when this path has none.
+    pub directory: Option<String>,
+    /// Whole spool files in it, waiting to be written to the target: left by an earlier run
+    /// and not replayed yet (the target refused, or a file is unreadable and kept for an
+    /// operator: its error is logged).
+    pub files_waiting: usize,
+    /// Events this run kept in the spool (at shutdown, when neither the target nor the dead
+    /// letter took them).
+    pub spooled: u64,
+    /// Events this run replayed from spool files into the target.
+    pub replayed: u64,
+}
+
+impl SpoolStatus {
+    /// The status of the spool in `dir`, with this run's counts. Reads the directory: cheap
+    /// (one listing), and what is on disk is the truth an operator asks about.
+    pub(super) fn of(dir: Option<&Path>, spooled: u64, replayed: u64) -> Self {
+        Self {
+            directory: dir.map(|d| d.display().to_string()),
+            files_waiting: dir.and_then(|d| files(d).ok()).map_or(0, |f| f.len()),
+            spooled,
+            replayed,
+        }
+    }
 }
 
 /// Writes `rows` into a new spool file in `dir` (created if missing); returns its path.

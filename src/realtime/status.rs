@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::batcher::{BatchClass, Tuning};
+use super::spool::SpoolStatus;
 use crate::event::Category;
 
 /// Write latencies kept for the percentiles.
@@ -31,6 +32,8 @@ pub(super) struct Counters {
     pub retention_deleted: AtomicU64,
     pub quarantined: AtomicU64,
     pub content_refusals: AtomicU64,
+    pub spooled: AtomicU64,
+    pub spool_replayed: AtomicU64,
 }
 
 impl Counters {
@@ -240,6 +243,8 @@ pub struct RealtimeStatus {
     pub content_refusals: u64,
     /// Events per second the backlog and dead letter replay at.
     pub replay_rate_per_s: u32,
+    /// The local spool: what this run kept there and replayed, what waits in it.
+    pub spool: SpoolStatus,
     pub classes: Vec<ClassStatus>,
     pub write_latency: LatencyStatus,
 }
@@ -258,6 +263,7 @@ pub(super) struct Depths {
     pub spill_depth: usize,
     pub dead_letter_waiting: bool,
     pub replay_rate_per_s: u32,
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -> RealtimeStatus {
@@ -294,6 +300,11 @@ pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -
         quarantined: c(&counters.quarantined),
         content_refusals: c(&counters.content_refusals),
         replay_rate_per_s: depths.replay_rate_per_s,
+        spool: SpoolStatus::of(
+            depths.spool_dir.as_deref(),
+            c(&counters.spooled),
+            c(&counters.spool_replayed),
+        ),
         classes: lock(&observed.classes).to_vec(),
         write_latency: observed.latency(),
     }

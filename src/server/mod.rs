@@ -6,8 +6,10 @@
 //! client that stops reading cannot hold a task or its buffers. WebSocket upgrades keep the
 //! same socket, so the cap and the write deadline follow them. TCP_NODELAY on every socket.
 //! On the shutdown signal it stops accepting, lets each connection finish its request
-//! (hyper's graceful shutdown) and returns once they have; upgraded sockets are the
-//! application's to close.
+//! (hyper's graceful shutdown) and returns once they have, or once
+//! `SWITCHYARD_SHUTDOWN_DEADLINE_S` has passed: then the connections still open are closed
+//! (their requests dropped) and counted in a log line, so a request that never finishes (a
+//! body that never comes) cannot hold the exit. Upgraded sockets are the application's to close.
 
 mod io;
 
@@ -37,6 +39,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     pub send_timeout: Duration,
     pub max_connections: u32,
+    /// How long the drain on shutdown waits for requests in flight.
+    pub drain_deadline: Duration,
 }
 
 impl Limits {
@@ -45,6 +49,7 @@ impl Limits {
             header_read_timeout: config.header_read_timeout(),
             send_timeout: config.send_timeout(),
             max_connections: config.max_connections,
+            drain_deadline: Duration::from_secs(config.shutdown_deadline_s),
         }
     }
 }
@@ -91,7 +96,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
-    let stop = CancellationToken::new();
+    let (stop, force) = (CancellationToken::new(), CancellationToken::new());
     let tasks = TaskTracker::new();
     tokio::pin!(signal);
     loop {
@@ -124,24 +129,36 @@ pub async fn serve(
             router.clone(),
             limits,
             metrics.clone(),
-            stop.clone(),
+            (stop.clone(), force.clone()),
         ));
     }
     drop(listener);
     stop.cancel();
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(limits.drain_deadline, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = tasks.len(),
+            deadline_s = limits.drain_deadline.as_secs(),
+            "shutdown deadline passed with requests in flight: closing their connections"
+        );
+        force.cancel();
+        tasks.wait().await;
+    }
     Ok(())
 }
 
-/// Serves one connection until it ends, is upgraded, or shutdown lets its request finish.
+/// Serves one connection until it ends, is upgraded, or shutdown lets its request finish;
+/// `force` (the drain's deadline) closes it wherever it is.
 async fn connection(
     stream: GuardedStream<TcpStream>,
     peer: SocketAddr,
     router: axum::Router,
     limits: Limits,
     metrics: Metrics,
-    stop: CancellationToken,
+    (stop, force): (CancellationToken, CancellationToken),
 ) {
     let client = ClientConnection {
         peer,
@@ -166,7 +183,10 @@ async fn connection(
         result = served.as_mut() => result,
         _ = stop.cancelled() => {
             served.as_mut().graceful_shutdown();
-            served.await
+            tokio::select! {
+                result = served.as_mut() => result,
+                _ = force.cancelled() => return,
+            }
         }
     };
     let Err(error) = result else { return };

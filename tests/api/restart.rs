@@ -139,3 +139,47 @@ async fn a_restart_during_a_target_outage_loses_no_event_answered_202() {
     table.close().await;
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+#[tokio::test]
+async fn the_spool_is_shown_on_v1_realtime_and_in_metrics() {
+    let spool = std::env::temp_dir().join(format!("switchyard-spool-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&spool).unwrap();
+    // What an earlier run left: one whole file, and one an operator must look at.
+    let id = Uuid::new_v4();
+    let row = serde_json::json!({
+        "id": id, "event_type": "cache_metrics", "timestamp": chrono::Utc::now(),
+        "source": "spool", "data": {}, "metadata": {}, "category": "performance",
+        "sequence_id": 1, "epoch": "earlier-run",
+    });
+    let name = format!("realtime-{}.jsonl", Uuid::now_v7().simple());
+    std::fs::write(spool.join(name), format!("{row}\n")).unwrap();
+    std::fs::write(spool.join("realtime-~torn.jsonl"), "{\"id\": \n").unwrap();
+
+    let app = spawn_app_with(|config| config.spool_dir = spool.clone()).await;
+    let status = wait::until("the spool to be replayed", async || {
+        let response = app.get("/v1/realtime", app.admin()).await;
+        let status: serde_json::Value = response.json().await.unwrap();
+        Look::ready_if(status["spool"]["replayed"] == 1, status)
+    })
+    .await;
+    let shown = &status["spool"];
+    assert_eq!(shown["directory"], spool.display().to_string(), "{shown}");
+    assert_eq!(shown["files_waiting"], 1, "the torn file is kept: {shown}");
+    assert_eq!(shown["spooled"], 0, "{shown}");
+    let written: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM monitoring.monitoring_events WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(written, 1);
+    let metrics = app.get("/metrics", app.admin()).await.text().await.unwrap();
+    for line in [
+        "switchyard_realtime_spool_files 1.0",
+        "switchyard_realtime_spool_replayed_events_total 1",
+        "switchyard_realtime_spooled_events_total 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let _ = std::fs::remove_dir_all(&spool);
+}

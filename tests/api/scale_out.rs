@@ -2,12 +2,16 @@
 //! JetStream stream (each test its own stream, deleted after) deliver every event to every
 //! subscriber once and in one order, resume a client on any instance, write the Realtime table
 //! once per event, de-duplicate ids across instances, and refuse events while NATS is away.
+//! An instance stopped gracefully (in-process) here; one killed with SIGKILL (a real process
+//! of the built binary) in `killed`.
 
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod killed;
+mod process;
 mod realtime;
 
 use crate::support::nats::{OwnNats, TestStream};

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::Worker;
 use crate::realtime::CommitKind;
 use crate::realtime::spool;
+use crate::realtime::status::Counters;
 use crate::store::dead_letter::RealtimeRows;
 
 impl Worker {
@@ -45,6 +46,7 @@ impl Worker {
                         tracing::warn!(error = %e, file = %path.display(), "cannot delete a replayed spool file");
                     }
                     tracing::info!(events = rows.len(), inserted = written.inserted, file = %path.display(), "Realtime spool replayed");
+                    Counters::add(&self.shared.counters.spool_replayed, rows.len());
                     self.committed(
                         &written.rows,
                         written.inserted,
@@ -68,6 +70,7 @@ impl Worker {
         };
         match spool::write(dir, rows) {
             Ok(path) => {
+                Counters::add(&self.shared.counters.spooled, rows.len());
                 tracing::info!(events = rows.len(), file = %path.display(), "Realtime events kept in the local spool for the next start");
                 true
             }

@@ -98,12 +98,23 @@ async fn with_the_control_store_blackholed_writes_answer_503_and_events_keep_flo
     );
 
     // Evaluation answers from the last snapshot and says it is stale once a resync failed.
-    wait::until("the snapshot to be marked stale", async || {
+    let stale = wait::until("the snapshot to be marked stale", async || {
         let all = app.evaluate_all(context.clone()).await;
         Look::ready_if(all["stale"] == true, all)
     })
     .await;
-    assert_eq!(app.evaluate("held", context).await["value"], true);
+    assert_eq!(app.evaluate("held", context.clone()).await["value"], true);
+    // And how stale: the snapshot's age grows while the store is away.
+    let age = |all: &Value| all["snapshot_age_s"].as_f64().expect("snapshot_age_s");
+    let age_when_stale = age(&stale);
+    wait::until("the snapshot's age to grow", async || {
+        let all = app.evaluate_all(context.clone()).await;
+        Look::ready_if(
+            all["stale"] == true && age(&all) >= age_when_stale + 1.0,
+            all,
+        )
+    })
+    .await;
 
     // Back again: the same write succeeds.
     proxy.restore();
@@ -112,4 +123,47 @@ async fn with_the_control_store_blackholed_writes_answer_503_and_events_keep_flo
         Look::ready_if(status == 200, status)
     })
     .await;
+    wait::until("a fresh snapshot again", async || {
+        let all = app.evaluate_all(context.clone()).await;
+        Look::ready_if(all["stale"] == false && age(&all) < age_when_stale, all)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn requests_refused_by_the_store_deadline_are_counted_in_metrics_and_readiness() {
+    let proxy = FaultProxy::start(POSTGRES_ADDR.parse().unwrap())
+        .await
+        .expect("start the proxy");
+    let app = app_behind(&proxy).await;
+    app.create_boolean_flag("counted").await;
+    let metric = async || {
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("switchyard_store_deadline_refusals_total "))
+            .unwrap_or_else(|| panic!("no store deadline counter in /metrics:\n{text}"))
+            .to_string();
+        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
+    };
+    assert_eq!(metric().await, 0, "nothing refused while the store answers");
+
+    proxy.set(Fault::Blackhole);
+    answers_unavailable(app.flip("counted", true), "a flag write").await;
+    answers_unavailable(app.flip("counted", false), "another flag write").await;
+    // `/metrics` never waits for the control store: it answers during the outage.
+    assert_eq!(metric().await, 2, "each refusal counted once");
+
+    proxy.restore();
+    let ready = wait::until("readiness with the control store back", async || {
+        let response = app.get("/health/ready", Credential::Nothing).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        Look::ready_if(status == 200 && body["database"] == "up", body)
+    })
+    .await;
+    let refusals = ready["store_deadline_refusals"].as_u64().expect("a count");
+    assert!(refusals >= 2, "{ready}");
+    assert_eq!(metric().await, refusals, "one count, two places");
 }
