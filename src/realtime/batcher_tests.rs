@@ -216,3 +216,44 @@ fn only_the_written_class_adapts() {
     assert_eq!(batcher.tuning(BatchClass::Medium).size, 50);
     assert_eq!(batcher.tuning(BatchClass::Low).size, 10);
 }
+
+#[test]
+fn every_class_may_grow_to_the_largest_batch_and_no_class_shrinks_its_own_bound() {
+    let hub = Hub::new(2_000, 16);
+    let legacy = Batcher::new(Some(250), SLOW);
+    assert_eq!(legacy.tuning(BatchClass::Low).max_size, 100);
+    let mut batcher = Batcher::new(Some(250), SLOW).with_largest_batch(1_000);
+    assert_eq!(batcher.tuning(BatchClass::Low).max_size, 1_000);
+    assert_eq!(batcher.tuning(BatchClass::Medium).max_size, 1_000);
+    assert_eq!(
+        batcher.tuning(BatchClass::High).max_size,
+        2_500,
+        "its own is larger"
+    );
+    assert_eq!(
+        batcher.tuning(BatchClass::Low).size,
+        10,
+        "the start is the preset's"
+    );
+
+    // A burst of critical events: batches fill at once and the size doubles past 100.
+    let t0 = Instant::now();
+    for _ in 0..1_000 {
+        if let Some(batch) = batcher.push(pending(&hub, "health_check"), t0) {
+            batcher.record_write(&batch, FAST_WRITE);
+        }
+    }
+    assert!(batcher.tuning(BatchClass::Low).size > 100);
+}
+
+#[test]
+fn a_drained_batch_does_not_adapt_the_tuning() {
+    let hub = Hub::new(16, 16);
+    let mut batcher = Batcher::new(None, SLOW);
+    let before = batcher.tuning(BatchClass::Low);
+    batcher.push(pending(&hub, "health_check"), Instant::now());
+    for batch in batcher.drain(Instant::now()) {
+        batcher.record_write(&batch, SLOW_WRITE);
+    }
+    assert_eq!(batcher.tuning(BatchClass::Low), before);
+}

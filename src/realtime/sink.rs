@@ -4,14 +4,30 @@
 //! This SQL lives here rather than in `store` because it runs against the Realtime target, not
 //! the control store (they are the same database only by default).
 //!
-//! A batch is one statement, `INSERT ... SELECT FROM UNNEST(<one array per column>)`, whatever
+//! A batch is written with `INSERT ... SELECT FROM UNNEST(<one array per column>)`, whatever
 //! its size, and `ON CONFLICT (id) DO NOTHING` makes it idempotent by event id: a replay of a
 //! batch whose first write timed out after committing never duplicates a row. The pool is
 //! lazy, so a target that is down at start costs nothing until the first write, which then
 //! fails (through the breaker) like any other.
 //!
+//! # Large batches go over two connections
+//!
+//! Most of a write's time is the server's (parsing the jsonb, the heap and six index
+//! insertions per row; docs/realtime-bench.md), and one statement runs on one server core. A
+//! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2, the default) is cut in two
+//! halves, each inserted in its own transaction on its own connection at the same time; the
+//! front half commits first, then the back half, so rows still become visible (and reach
+//! Supabase Realtime, which follows commit order) in stream order. Neither commits unless both
+//! inserted: a content refusal comes back for the whole batch with nothing written, and the
+//! worker bisects it as before. If the front commits and the back's commit fails (the
+//! connection died), the call fails and the whole batch is written again later: `ON CONFLICT`
+//! absorbs the front, so no row is written twice. A batch holding the same event id twice is
+//! written as one statement: with the id in both halves, the back's insert would wait for the
+//! front's transaction to end, and the front waits for the back's insert before committing.
+//!
 //! Nothing here retries or times out: every call goes through the breaker, which does both.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,15 +35,26 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::schema;
 use crate::store::dead_letter::RealtimeRows;
 
-/// Connections the sink may hold on the target: one writer, retention, a probe, and one spare
-/// for a connection still draining a write that timed out.
-const MAX_CONNECTIONS: u32 = 4;
+/// Connections the sink may hold on the target besides its writers: retention, a probe, and
+/// one spare for a connection still draining a write that timed out.
+const OTHER_CONNECTIONS: u32 = 3;
+
+/// The smallest batch split over two connections: below it, a second transaction's round
+/// trips and commit cost more than the parallel insert saves.
+pub const SPLIT_FROM: usize = 256;
+
+/// The insert every write runs, on one connection, in whatever transaction it is given.
+const INSERT: &str = "INSERT INTO monitoring.monitoring_events
+         (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
+     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
+                          $5::jsonb[], $6::jsonb[], $7::text[], $8::int8[], $9::text[])
+     ON CONFLICT (id) DO NOTHING";
 
 /// A row of `monitoring.monitoring_events`, read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -52,13 +79,17 @@ struct Inner {
     target: Result<(PgConnectOptions, PgPool), String>,
     /// False until the `monitoring` schema is known to exist on the target.
     schema_ready: AtomicBool,
+    /// Connections a large batch is written over (1 or 2).
+    writers: usize,
 }
 
 impl RealtimeSink {
     /// A sink for `database_url`. With `apply_schema` (the target is not the control store),
     /// the `monitoring` schema is applied before the first write that reaches the target. A
     /// URL that does not parse makes every write fail (and is reported by the caller).
-    pub fn new(database_url: &str, apply_schema: bool) -> Self {
+    /// `writers` (1 or 2, clamped) is how many connections a large batch is written over.
+    pub fn new(database_url: &str, apply_schema: bool, writers: usize) -> Self {
+        let writers = writers.clamp(1, 2);
         let target = PgConnectOptions::from_str(database_url)
             .map(|options| {
                 let options = options
@@ -67,7 +98,7 @@ impl RealtimeSink {
                 // No ping before each write: the pool already pings a connection when it
                 // comes back, and a broken one fails the write, which the breaker counts.
                 let pool = PgPoolOptions::new()
-                    .max_connections(MAX_CONNECTIONS)
+                    .max_connections(OTHER_CONNECTIONS + writers as u32)
                     .acquire_timeout(Duration::from_secs(5))
                     .test_before_acquire(false)
                     .connect_lazy_with(options.clone());
@@ -78,6 +109,7 @@ impl RealtimeSink {
             inner: Arc::new(Inner {
                 target,
                 schema_ready: AtomicBool::new(!apply_schema),
+                writers,
             }),
         }
     }
@@ -108,18 +140,24 @@ impl RealtimeSink {
         Ok(())
     }
 
-    /// Writes the rows in one statement; returns how many were new (the rest were there).
+    /// Writes the rows (over two connections when the batch is large, module docs); returns
+    /// how many were new (the rest were there).
     pub async fn write(&self, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
         self.ensure_schema().await?;
-        let query = sqlx::query(
-            "INSERT INTO monitoring.monitoring_events
-                 (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[],
-                                  $5::jsonb[], $6::jsonb[], $7::text[], $8::int8[], $9::text[])
-             ON CONFLICT (id) DO NOTHING",
-        );
-        let done = rows.bind_columns(query).execute(self.pool()?).await?;
-        Ok(done.rows_affected())
+        let pool = self.pool()?;
+        if self.inner.writers < 2 || rows.len() < SPLIT_FROM || has_duplicate_ids(rows) {
+            return insert(pool, rows).await;
+        }
+        let mid = rows.len() / 2;
+        let (front, back) = (rows.slice(0..mid), rows.slice(mid..rows.len()));
+        let (mut front_tx, mut back_tx) = tokio::try_join!(pool.begin(), pool.begin())?;
+        let (front_new, back_new) =
+            tokio::join!(insert(&mut *front_tx, &front), insert(&mut *back_tx, &back));
+        // Either failed: both transactions roll back as they drop, nothing is committed.
+        let (front_new, back_new) = (front_new?, back_new?);
+        front_tx.commit().await?;
+        back_tx.commit().await?;
+        Ok(front_new + back_new)
     }
 
     /// Checks the target answers (applying the schema first if needed): a trial call that
@@ -167,4 +205,17 @@ impl RealtimeSink {
             pool.close().await;
         }
     }
+}
+
+/// One `INSERT ... SELECT FROM UNNEST` of `rows`; returns how many were new.
+async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
+    let done = rows.bind_columns(sqlx::query(INSERT)).execute(db).await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether an event id appears twice in `rows` (a replay of rows that were written twice to
+/// the dead letter or a spool; never in a live batch).
+fn has_duplicate_ids(rows: &RealtimeRows) -> bool {
+    let mut seen = HashSet::with_capacity(rows.len());
+    !rows.ids.iter().all(|id| seen.insert(id))
 }

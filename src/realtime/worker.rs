@@ -24,6 +24,7 @@ use crate::store::dead_letter::RealtimeRows;
 mod dead_letter;
 mod outcome;
 mod quarantine;
+mod replay;
 mod shutdown;
 mod spooled;
 
@@ -114,6 +115,8 @@ impl Worker {
                         self.accept(pending).await;
                     }
                 }
+                // After the queue: with `biased`, only once what was queued has been taken.
+                () = self.shared.flush_requested.notified() => self.flush_all().await,
                 () = self.shared.backlog_changed.notified() => {}
                 () = next_transition(&mut transitions) => {}
                 _ = housekeeping.tick() => self.housekeeping().await,
@@ -175,6 +178,13 @@ impl Worker {
         }
     }
 
+    /// Writes every open batch now (`RealtimePath::flush`).
+    async fn flush_all(&mut self) {
+        for batch in self.batcher.drain(Instant::now()) {
+            self.write_batch(batch).await;
+        }
+    }
+
     async fn write_batch(&mut self, batch: Batch) {
         let rows = self.rows(&batch.events);
         let started = Instant::now();
@@ -193,57 +203,6 @@ impl Worker {
                 self.failed(&error, batch.events.len());
                 self.shared.hold_all(batch.events);
                 self.hold_open_batches();
-            }
-        }
-    }
-
-    /// When the next replay step may run: `None` when nothing is held or the breaker admits
-    /// nothing (a transition wakes the loop).
-    fn replay_due(&self) -> Option<Instant> {
-        let work = {
-            let backlog = self.shared.lock_backlog();
-            !backlog.is_empty() || (backlog.spilled_tail() && self.control.is_some())
-        };
-        (work && self.breaker.permits_calls()).then_some(self.next_replay)
-    }
-
-    /// Writes the oldest held events (or, with the memory part empty, the dead letter's).
-    async fn replay_step(&mut self) {
-        let (paced, extra) = if self.breaker.state() == BreakerState::HalfOpen {
-            (self.shared.settings.half_open_batch.max(1), 0)
-        } else {
-            let paced = self.shared.settings.replay_chunk();
-            (
-                paced,
-                self.arrived_behind
-                    .min(MAX_REPLAY_BATCH.saturating_sub(paced)),
-            )
-        };
-        let chunk = paced + extra;
-        let front = self.shared.lock_backlog().front(chunk);
-        if front.is_empty() {
-            return self.replay_dead_letter(chunk).await;
-        }
-        let rows = self.rows(&front);
-        let started = Instant::now();
-        match self.write_rows(&rows).await {
-            Ok(written) => {
-                self.shared
-                    .lock_backlog()
-                    .remove(front.iter().map(|p| p.published.offset));
-                let took = started.elapsed();
-                self.committed(&written.rows, written.inserted, took, CommitKind::Replay);
-                // The arrivals taken along do not count against the pace.
-                let taken_extra = front.len().saturating_sub(paced).min(extra);
-                self.arrived_behind -= taken_extra;
-                if self.shared.lock_backlog().is_empty() {
-                    self.arrived_behind = 0;
-                }
-                self.pace(front.len() - taken_extra);
-            }
-            Err(error) => {
-                self.failed(&error, front.len());
-                self.next_replay = Instant::now() + REPLAY_RETRY;
             }
         }
     }
@@ -287,12 +246,6 @@ impl Worker {
             rows.push(&pending.published.event, pending.published.offset, epoch);
         }
         rows
-    }
-
-    /// Spaces replay writes so they average the replay rate.
-    fn pace(&mut self, events: usize) {
-        let rate = f64::from(self.shared.settings.replay_rate_per_s.max(1));
-        self.next_replay = Instant::now() + Duration::from_secs_f64(events as f64 / rate);
     }
 }
 

@@ -24,6 +24,7 @@ mod migrations;
 mod publish;
 mod quarantine;
 mod realtime;
+mod realtime_sink;
 mod resilience;
 mod restart;
 mod rollouts;

@@ -1,13 +1,24 @@
-//! `switchyard-bench sink`: Realtime sink throughput, adaptive batching against one INSERT per
-//! event (what the legacy adapter did: one awaited insert per event), on the same Postgres in
-//! the same run, into a scratch database created for the run and dropped after it.
+//! `switchyard-bench sink`: Realtime sink throughput against a plain `COPY` of the same kind
+//! of rows into the same table, on the same Postgres in the same run, in a scratch database
+//! created for the run and dropped after it.
 //!
-//! Adaptive batching is measured through the real `RealtimePath` (queue, batcher, breaker,
-//! sink) with the default settings except a queue large enough to take the whole burst: from
-//! the first `submit` to the commit of the last event, linger of the last partial batches
-//! included. The baseline writes the same kind of events one statement at a time on one
-//! connection, with the same `ON CONFLICT (id) DO NOTHING`. Rounds alternate the two methods
-//! and the median of each is reported, so a noisy moment on a shared machine hits both.
+//! Each round runs three methods, in an order that alternates between rounds, each on an
+//! emptied table (same indexes, same publication) and fresh events:
+//!
+//! - **sink**: the real `RealtimePath` (queue, batcher, breaker, sink) with the default
+//!   settings except a queue large enough to take the whole burst; from the first `submit` to
+//!   the commit of the last event (taken from `subscribe_committed`). The burst ends with
+//!   `RealtimePath::flush`, as a sustained stream would never wait for the linger of its last
+//!   partial batches: the figure is what the sink writes, not how long the low class lingers
+//!   (up to 4 s) after a stream stops;
+//! - **COPY**: one `COPY ... FROM STDIN` (text format, as `psql \copy` sends it) of all the
+//!   rows on one plain connection, encoded beforehand, the statement alone timed;
+//! - **one INSERT per event** (`--insert-events`, 0 skips it): what the legacy adapter did.
+//!
+//! The medians of the rounds are reported, with the sink-to-COPY ratio (issue 14 item 3: at
+//! least 0.85).
+
+mod baselines;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,12 +49,21 @@ pub struct SinkArgs {
     /// The Postgres server to create the scratch database on (its database part is ignored).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub server_url: String,
-    /// Events each method writes per round.
+    /// Events the sink and the COPY each write per round.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub events: u64,
-    /// Rounds (each runs both methods); the median is reported.
+    /// Events the one-INSERT-per-event baseline writes per round (0 skips it; it is slow).
+    #[arg(long, default_value_t = 2_000)]
+    pub insert_events: u64,
+    /// Rounds (each runs every method); the median is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     pub rounds: u64,
+    /// Connections the sink writes a large batch over (1 or 2; the default is the service's).
+    #[arg(long, default_value_t = RealtimeSettings::new("", "").writers)]
+    pub writers: usize,
+    /// The largest batch any class may grow to (0: the legacy bounds, ten times each preset).
+    #[arg(long, default_value_t = RealtimeSettings::new("", "").largest_batch)]
+    pub largest_batch: usize,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -53,12 +73,18 @@ pub struct SinkArgs {
 pub struct SinkReport {
     pub events: u64,
     pub rounds: u64,
-    pub adaptive_events_per_s: f64,
-    pub one_insert_per_event_events_per_s: f64,
-    pub ratio: f64,
-    pub adaptive_rounds: Vec<f64>,
+    pub writers: usize,
+    pub largest_batch: usize,
+    /// Medians.
+    pub sink_events_per_s: f64,
+    pub copy_rows_per_s: f64,
+    /// Sink / COPY (the target is at least 0.85).
+    pub sink_to_copy: f64,
+    pub one_insert_per_event_events_per_s: Option<f64>,
+    pub sink_rounds: Vec<f64>,
+    pub copy_rounds: Vec<f64>,
     pub one_insert_rounds: Vec<f64>,
-    /// Batch sizes per class when the last adaptive round ended.
+    /// Batch sizes per class when the last sink round ended.
     pub final_batch_sizes: Vec<(String, usize)>,
 }
 
@@ -69,72 +95,114 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let report = result?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "events per method per round: {}, rounds: {}",
-            report.events, report.rounds
-        );
-        println!(
-            "adaptive batching:    {:>10.0} events/s  (rounds: {:?})",
-            report.adaptive_events_per_s,
-            rounded(&report.adaptive_rounds)
-        );
-        println!(
-            "one INSERT per event: {:>10.0} events/s  (rounds: {:?})",
-            report.one_insert_per_event_events_per_s,
-            rounded(&report.one_insert_rounds)
-        );
-        println!("ratio: {:.1}x", report.ratio);
-        println!("batch sizes at the end: {:?}", report.final_batch_sizes);
+        return Ok(());
     }
+    println!(
+        "events per round: {}, rounds: {}, sink writers: {}, largest batch: {}",
+        report.events, report.rounds, report.writers, report.largest_batch
+    );
+    let line = |what: &str, median: f64, rounds: &[f64]| {
+        println!(
+            "{what:<22}{median:>10.0} events/s  (rounds: {:?})",
+            rounded(rounds)
+        );
+    };
+    line(
+        "sink (RealtimePath):",
+        report.sink_events_per_s,
+        &report.sink_rounds,
+    );
+    line(
+        "COPY, one connection:",
+        report.copy_rows_per_s,
+        &report.copy_rounds,
+    );
+    if let Some(one) = report.one_insert_per_event_events_per_s {
+        line("one INSERT per event:", one, &report.one_insert_rounds);
+    }
+    println!("sink / COPY: {:.2}", report.sink_to_copy);
+    println!("batch sizes at the end: {:?}", report.final_batch_sizes);
     Ok(())
 }
 
 async fn measure(args: &SinkArgs, url: &str) -> anyhow::Result<SinkReport> {
     let n = args.events as usize;
     let control = switchyard::store::connect_and_migrate(url).await?;
-    let hub = Hub::new(n, 16);
-    let mut single = PgConnection::connect(url).await?;
-    let (mut adaptive, mut one_insert) = (vec![], vec![]);
+    let hub = Hub::new(n.max(args.insert_events as usize), 16);
+    let mut plain = PgConnection::connect(url).await?;
+    let (mut sink, mut copy, mut one_insert) = (vec![], vec![], vec![]);
     let mut final_batch_sizes = vec![];
-    for _ in 0..args.rounds {
-        let events = publish(&hub, n);
-        let shutdown = CancellationToken::new();
-        let breaker = Breaker::start(
-            switchyard::breaker::REALTIME,
-            BreakerConfig::default(),
-            shutdown.clone(),
-        );
-        let mut settings = RealtimeSettings::new(url, hub.epoch());
-        settings.queue_capacity = n;
-        let path =
-            RealtimePath::start(settings, control.clone(), url, breaker, shutdown.clone()).await;
-        let took = write_adaptive(&path, &events).await?;
-        adaptive.push(n as f64 / took.as_secs_f64());
-        final_batch_sizes = path
-            .status()
-            .classes
-            .iter()
-            .map(|c| (format!("{:?}", c.class).to_lowercase(), c.batch_size))
-            .collect();
-        shutdown.cancel();
-        path.stopped().await;
-
-        let events = publish(&hub, n);
-        let took = write_one_by_one(&mut single, &events, hub.epoch()).await?;
-        one_insert.push(n as f64 / took.as_secs_f64());
+    for round in 0..args.rounds {
+        // Alternate which goes first, so a noisy moment does not always hit the same one.
+        for method in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            baselines::empty_table(&mut plain).await?;
+            if method == 0 {
+                let (rate, sizes) = write_through_sink(&hub, &control, url, n, args).await?;
+                sink.push(rate);
+                final_batch_sizes = sizes;
+            } else {
+                let text = baselines::copy_text(&publish(&hub, n), hub.epoch());
+                let (took, rows) = baselines::copy_rows(&mut plain, &text).await?;
+                anyhow::ensure!(rows == n as u64, "COPY wrote {rows} rows, not {n}");
+                copy.push(n as f64 / took.as_secs_f64());
+            }
+        }
+        if args.insert_events > 0 {
+            baselines::empty_table(&mut plain).await?;
+            let m = args.insert_events as usize;
+            let events = publish(&hub, m);
+            let took = baselines::insert_one_by_one(&mut plain, &events, hub.epoch()).await?;
+            one_insert.push(m as f64 / took.as_secs_f64());
+        }
     }
-    let (a, b) = (median(&adaptive), median(&one_insert));
+    let (s, c) = (median(&sink), median(&copy));
     Ok(SinkReport {
         events: args.events,
         rounds: args.rounds,
-        adaptive_events_per_s: a,
-        one_insert_per_event_events_per_s: b,
-        ratio: a / b,
-        adaptive_rounds: adaptive,
+        writers: args.writers,
+        largest_batch: args.largest_batch,
+        sink_events_per_s: s,
+        copy_rows_per_s: c,
+        sink_to_copy: s / c,
+        one_insert_per_event_events_per_s: (!one_insert.is_empty()).then(|| median(&one_insert)),
+        sink_rounds: sink,
+        copy_rounds: copy,
         one_insert_rounds: one_insert,
         final_batch_sizes,
     })
+}
+
+/// One sink round: a fresh `RealtimePath` (default settings, a queue that takes the burst)
+/// writes `n` new events; returns events/s and the batch sizes it ended with.
+async fn write_through_sink(
+    hub: &Hub,
+    control: &sqlx::PgPool,
+    url: &str,
+    n: usize,
+    args: &SinkArgs,
+) -> anyhow::Result<(f64, Vec<(String, usize)>)> {
+    let events = publish(hub, n);
+    let shutdown = CancellationToken::new();
+    let breaker = Breaker::start(
+        switchyard::breaker::REALTIME,
+        BreakerConfig::default(),
+        shutdown.clone(),
+    );
+    let mut settings = RealtimeSettings::new(url, hub.epoch());
+    settings.queue_capacity = n;
+    settings.writers = args.writers;
+    settings.largest_batch = args.largest_batch;
+    let path = RealtimePath::start(settings, control.clone(), url, breaker, shutdown.clone()).await;
+    let took = write_adaptive(&path, &events).await;
+    let sizes = path
+        .status()
+        .classes
+        .iter()
+        .map(|c| (format!("{:?}", c.class).to_lowercase(), c.batch_size))
+        .collect();
+    shutdown.cancel();
+    path.stopped().await;
+    Ok((n as f64 / took?.as_secs_f64(), sizes))
 }
 
 fn publish(hub: &Hub, n: usize) -> Vec<Arc<Published>> {
@@ -161,6 +229,7 @@ async fn write_adaptive(
     for published in events {
         path.submit(published.clone());
     }
+    path.flush();
     let mut done = 0;
     while done < events.len() {
         match tokio::time::timeout(Duration::from_secs(60), committed.recv()).await {
@@ -170,36 +239,6 @@ async fn write_adaptive(
             }
             _ => anyhow::bail!("events stopped committing: {:?}", path.status()),
         }
-    }
-    Ok(started.elapsed())
-}
-
-/// The legacy way: one awaited INSERT per event.
-async fn write_one_by_one(
-    conn: &mut PgConnection,
-    events: &[Arc<Published>],
-    epoch: &str,
-) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    for published in events {
-        let event = &published.event;
-        sqlx::query(
-            "INSERT INTO monitoring.monitoring_events
-                 (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(event.id)
-        .bind(&event.event_type)
-        .bind(event.timestamp)
-        .bind(&event.source)
-        .bind(serde_json::Value::Object(event.data.clone()))
-        .bind(serde_json::Value::Object(event.metadata.clone()))
-        .bind(event.category.as_str())
-        .bind(published.offset as i64)
-        .bind(epoch)
-        .execute(&mut *conn)
-        .await?;
     }
     Ok(started.elapsed())
 }
