@@ -47,8 +47,12 @@ pub async fn enable(rest: &Rest) -> anyhow::Result<()> {
     )
     .await
     .context("--dual needs an admin --key")?;
-    rest.call(put, &format!("{flag}/rollout"), Some(json!({"percentage": 100})))
-        .await?;
+    rest.call(
+        put,
+        &format!("{flag}/rollout"),
+        Some(json!({"percentage": 100})),
+    )
+    .await?;
     rest.call(reqwest::Method::POST, &format!("{flag}/on"), None)
         .await?;
     let deadline = Instant::now() + STRATEGY_WAIT;
@@ -220,7 +224,13 @@ mod tests {
             "backlog_depth": 3, "spill_depth": 1}));
         let run = after.since(&before);
         assert_eq!(
-            (run.submitted, run.committed, run.dropped, run.quarantined, run.pending),
+            (
+                run.submitted,
+                run.committed,
+                run.dropped,
+                run.quarantined,
+                run.pending
+            ),
             (1_000, 995, 0, 2, 4)
         );
     }

@@ -98,7 +98,10 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let clock = BenchClock::start();
 
     let mut sockets = Vec::new();
-    for (i, url) in std::iter::once(&args.target.url).chain(&args.also).enumerate() {
+    for (i, url) in std::iter::once(&args.target.url)
+        .chain(&args.also)
+        .enumerate()
+    {
         let endpoint = Endpoint::resolve(url, args.target.key.clone()).await?;
         sockets.extend(connect_all(&endpoint, args.subscribers).await?);
         if i == 0 {

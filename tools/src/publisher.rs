@@ -77,7 +77,14 @@ pub async fn run(client: reqwest::Client, plan: Plan, clock: BenchClock) -> Publ
         let late = Duration::from_nanos(clock.now_ns().saturating_sub(due_ns));
         published.late_max = published.late_max.max(late);
         let first_seq = k * plan.batch as u64;
-        let body = batch_body(&plan.source, due_ns, first_seq, plan.batch, plan.payload_bytes, &pad);
+        let body = batch_body(
+            &plan.source,
+            due_ns,
+            first_seq,
+            plan.batch,
+            plan.payload_bytes,
+            &pad,
+        );
         let mut request = client
             .post(&plan.events_url)
             .header("content-type", "application/json")

@@ -41,6 +41,14 @@ pub struct FanoutReport {
     pub soak: SoakFindings,
 }
 
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
 /// Every subscriber's delivery, merged.
 pub struct Merged {
     pub delivered: u64,
@@ -175,7 +183,9 @@ pub fn print_table(r: &FanoutReport) {
         println!("  server rss       {rss} KiB");
     }
     if let Some(rss) = &r.soak.rss {
-        let slope = rss.slope_kib_per_min.map_or("-".into(), |s| format!("{s:+.0}"));
+        let slope = rss
+            .slope_kib_per_min
+            .map_or("-".into(), |s| format!("{s:+.0}"));
         println!(
             "  rss over run     {} KiB after warm-up, {} KiB at the end ({:+.2}%), max {} KiB, \
              slope {slope} KiB/min ({} samples)",
@@ -202,9 +212,11 @@ pub fn print_table(r: &FanoutReport) {
     }
     if let Some(rt) = &r.soak.realtime {
         let c = &rt.counters;
-        let rows = rt.rows.map_or("not counted (no --realtime-database-url)".into(), |rows| {
-            format!("{rows} rows, {} lost", rt.lost.unwrap_or(0))
-        });
+        let rows = rt
+            .rows
+            .map_or("not counted (no --realtime-database-url)".into(), |rows| {
+                format!("{rows} rows, {} lost", rt.lost.unwrap_or(0))
+            });
         println!(
             "  realtime         {} events acked for Realtime: {rows} (source {})",
             rt.expected, rt.source
@@ -212,7 +224,13 @@ pub fn print_table(r: &FanoutReport) {
         println!(
             "  realtime path    committed {}, dropped {}, quarantined {}, dead-lettered {}; \
              pending max {}, {} at the end; settled {:.1} s after the last publish",
-            c.committed, c.dropped, c.quarantined, c.dead_lettered, rt.pending_max, c.pending, rt.settle_s
+            c.committed,
+            c.dropped,
+            c.quarantined,
+            c.dead_lettered,
+            rt.pending_max,
+            c.pending,
+            rt.settle_s
         );
     }
 }

@@ -158,8 +158,18 @@ pub struct RssReport {
 }
 
 impl RssReport {
-    pub fn new(warmed_kib: u64, end_kib: u64, window_start_s: f64, samples: Vec<(f64, u64)>) -> Self {
-        let max_kib = samples.iter().map(|s| s.1).chain([warmed_kib, end_kib]).max().unwrap_or(0);
+    pub fn new(
+        warmed_kib: u64,
+        end_kib: u64,
+        window_start_s: f64,
+        samples: Vec<(f64, u64)>,
+    ) -> Self {
+        let max_kib = samples
+            .iter()
+            .map(|s| s.1)
+            .chain([warmed_kib, end_kib])
+            .max()
+            .unwrap_or(0);
         let measured: Vec<_> = samples.iter().filter(|s| s.0 >= window_start_s).collect();
         let slope_kib_per_min = (measured.len() >= 2).then(|| {
             let n = measured.len() as f64;
@@ -183,14 +193,6 @@ impl RssReport {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct Latency {
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,10 +200,19 @@ mod tests {
     #[test]
     fn rss_growth_is_measured_from_the_end_of_the_warm_up() {
         // Warm-up samples (before 60 s) do not count towards the slope.
-        let samples = vec![(10.0, 5_000), (60.0, 10_000), (120.0, 10_100), (180.0, 10_200)];
+        let samples = vec![
+            (10.0, 5_000),
+            (60.0, 10_000),
+            (120.0, 10_100),
+            (180.0, 10_200),
+        ];
         let rss = RssReport::new(10_000, 10_200, 60.0, samples);
         assert_eq!(rss.max_kib, 10_200);
-        assert!((rss.growth_percent - 2.0).abs() < 1e-9, "{}", rss.growth_percent);
+        assert!(
+            (rss.growth_percent - 2.0).abs() < 1e-9,
+            "{}",
+            rss.growth_percent
+        );
         let slope = rss.slope_kib_per_min.unwrap();
         assert!((slope - 100.0).abs() < 1e-6, "{slope}");
         let flat = RssReport::new(8_000, 7_600, 0.0, vec![(1.0, 8_000)]);
