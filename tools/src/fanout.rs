@@ -5,6 +5,11 @@
 //! A run: connect and subscribe everyone (and only then start the clock), publish through
 //! the warm-up and the measured window, wait until everything expected has arrived or nothing
 //! has arrived for `DRAIN_QUIET`, then stop the subscribers and merge what they saw.
+//!
+//! For the soak and stalled-subscriber drills (issue 11): `--dual` puts every event on the
+//! Realtime path too and counts the run's rows there ([`dual`]), `--stalled` adds subscribers
+//! that never read ([`stalled`]), and with `--server-pid` the server's resident memory is
+//! sampled every `--rss-every` seconds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::publisher::{self, MAX_BATCH, MIN_PAYLOAD_BYTES, Plan};
 pub use super::report::Latency;
 use super::report::{CpuSample, FanoutReport, Merged, print_table};
+use super::soak::Probes;
 use super::subscriber::{self, Endpoint};
 use super::{BenchClock, TargetArgs, Window, procfs};
 
@@ -60,21 +66,47 @@ pub struct FanoutArgs {
     /// them. Repeat for more instances.
     #[arg(long = "also")]
     pub also: Vec<String>,
+    /// Subscribers more that connect and subscribe, then never read (`SO_RCVBUF` 4 KiB), so the
+    /// server's send timeout trips. Left out of every delivery and latency figure; the report
+    /// says how many the server closed, and the close counters of its /metrics that moved.
+    #[arg(long, default_value_t = 0)]
+    pub stalled: u64,
+    /// Seconds between samples of the server's resident memory (with --server-pid): the report
+    /// gives it after the warm-up, at the end, its max and growth.
+    #[arg(long, default_value_t = 5.0)]
+    pub rss_every: f64,
+    /// First put every bench event on both paths through the admin API (needs an admin --key):
+    /// `broadcast.strategy` = dual, the bench's category (`system`) on at 100%. Then check the
+    /// Realtime side: the events acknowledged with `"realtime": true` against its counters.
+    #[arg(long)]
+    pub dual: bool,
+    /// The Realtime target (the server's REALTIME_DATABASE_URL, by default its DATABASE_URL):
+    /// the run's rows are counted there by their `source`, unique per run (implies the
+    /// Realtime check of --dual, without changing the strategy).
+    #[arg(long)]
+    pub realtime_database_url: Option<String>,
 }
 
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.rate > 0.0 && args.duration > 0.0 && args.warmup >= 0.0,
-        "--rate and --duration must be positive, --warmup not negative"
+        args.rate > 0.0 && args.duration > 0.0 && args.warmup >= 0.0 && args.rss_every > 0.0,
+        "--rate, --duration and --rss-every must be positive, --warmup not negative"
     );
     let instances = 1 + args.also.len() as u64;
-    check_open_files(args.subscribers * instances)?;
+    check_open_files(args.subscribers * instances + args.stalled)?;
+    let mut probes = Probes::prepare(&args).await?;
     let clock = BenchClock::start();
 
     let mut sockets = Vec::new();
-    for url in std::iter::once(&args.target.url).chain(&args.also) {
+    for (i, url) in std::iter::once(&args.target.url)
+        .chain(&args.also)
+        .enumerate()
+    {
         let endpoint = Endpoint::resolve(url, args.target.key.clone()).await?;
         sockets.extend(connect_all(&endpoint, args.subscribers).await?);
+        if i == 0 {
+            probes.open_stalled(&endpoint, args.stalled).await?;
+        }
     }
     let subscribers = args.subscribers * instances;
     let connect_s = clock.now_ns() as f64 / 1e9;
@@ -98,21 +130,25 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         rate: args.rate,
         batch: args.batch as usize,
         payload_bytes: args.payload_bytes as usize,
+        source: probes.source.clone(),
         start_ns,
         end_ns: window.end_ns,
         window,
     };
     let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let publishing = tokio::spawn(publisher::run(client, plan, clock));
+    probes.start(clock, window);
 
     tokio::time::sleep_until(clock.instant_at(window.start_ns)).await;
     let cpu_before = CpuSample::take(args.target.server_pid);
+    probes.window_started();
     tokio::time::sleep_until(clock.instant_at(window.end_ns)).await;
     let cpu = CpuSample::take(args.target.server_pid).since(&cpu_before, args.duration);
     let server_rss_kib = args
         .target
         .server_pid
         .and_then(|pid| procfs::rss_kib(pid).ok());
+    probes.window_ended(server_rss_kib);
 
     let published = publishing.await?;
     let expected = published.measured * subscribers;
@@ -122,6 +158,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     while let Some(delivery) = receivers.join_next().await {
         merged.add(delivery?, published.measured);
     }
+    let soak = probes.finish(published.realtime_acks).await?;
 
     let measured_s =
         (merged.last_arrival_ns.saturating_sub(window.start_ns) as f64 / 1e9).max(args.duration);
@@ -161,6 +198,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         bench_cpu_percent: cpu.bench_percent,
         server_cpu_percent: cpu.server_percent,
         server_rss_kib,
+        soak,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

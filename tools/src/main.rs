@@ -16,6 +16,7 @@
 //! public API, never its HTTP layer (`switchyard::api`).
 
 mod drill;
+mod dual;
 mod evaluate;
 mod failover;
 mod fanout;
@@ -24,8 +25,11 @@ mod procfs;
 mod propagation;
 mod publisher;
 mod report;
+mod rest;
 mod scratch;
 mod sink;
+mod soak;
+mod stalled;
 mod subscriber;
 mod validator;
 

@@ -1,7 +1,13 @@
-//! What the benches read from Linux's /proc: a process's resident memory and CPU time, and this
-//! process's open-files limit.
+//! What the benches read from Linux's /proc: a process's resident memory (once, or sampled
+//! over a run) and CPU time, and this process's open-files limit.
 
 use std::io;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::BenchClock;
 
 /// /proc reports CPU time in clock ticks of USER_HZ, which is 100 on every Linux ABI.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -10,6 +16,32 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub fn rss_kib(pid: u32) -> io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     parse_rss_kib(&status).ok_or_else(|| invalid(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+/// `VmRSS` of `pid` every `every` until `stop`, as (seconds since `clock`'s origin, KiB); a
+/// reading that fails (the process is gone) ends the sampling.
+pub fn sample_rss(
+    pid: u32,
+    every: Duration,
+    clock: BenchClock,
+    stop: CancellationToken,
+) -> JoinHandle<Vec<(f64, u64)>> {
+    tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            match rss_kib(pid) {
+                Ok(kib) => samples.push((clock.now_ns() as f64 / 1e9, kib)),
+                Err(_) => break,
+            }
+        }
+        samples
+    })
 }
 
 /// User plus system CPU time of a process (`None`: this one), in seconds.

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::procfs;
+use super::soak::SoakFindings;
 use super::subscriber::{self, Delivery};
 
 #[derive(Debug, Serialize)]
@@ -35,6 +36,9 @@ pub struct FanoutReport {
     pub bench_cpu_percent: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub server_rss_kib: Option<u64>,
+    /// The drills' findings: `rss`, `stalled`, `realtime`.
+    #[serde(flatten)]
+    pub soak: SoakFindings,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,6 +181,57 @@ pub fn print_table(r: &FanoutReport) {
     );
     if let Some(rss) = r.server_rss_kib {
         println!("  server rss       {rss} KiB");
+    }
+    if let Some(rss) = &r.soak.rss {
+        let slope = rss
+            .slope_kib_per_min
+            .map_or("-".into(), |s| format!("{s:+.0}"));
+        println!(
+            "  rss over run     {} KiB after warm-up, {} KiB at the end ({:+.2}%), max {} KiB, \
+             slope {slope} KiB/min ({} samples)",
+            rss.warmed_kib,
+            rss.end_kib,
+            rss.growth_percent,
+            rss.max_kib,
+            rss.samples.len()
+        );
+    }
+    if let Some(s) = &r.soak.stalled {
+        println!(
+            "  stalled          {} never read: {} closed by the server, {} still open{}",
+            s.subscribers,
+            s.closed,
+            s.still_open,
+            s.first_end
+                .as_ref()
+                .map_or(String::new(), |e| format!(" (first seen as: {e})"))
+        );
+        for (series, count) in &s.server_closes {
+            println!("  server counted   {series} +{count}");
+        }
+    }
+    if let Some(rt) = &r.soak.realtime {
+        let c = &rt.counters;
+        let rows = rt
+            .rows
+            .map_or("not counted (no --realtime-database-url)".into(), |rows| {
+                format!("{rows} rows, {} lost", rt.lost.unwrap_or(0))
+            });
+        println!(
+            "  realtime         {} events acked for Realtime: {rows} (source {})",
+            rt.expected, rt.source
+        );
+        println!(
+            "  realtime path    committed {}, dropped {}, quarantined {}, dead-lettered {}; \
+             pending max {}, {} at the end; settled {:.1} s after the last publish",
+            c.committed,
+            c.dropped,
+            c.quarantined,
+            c.dead_lettered,
+            rt.pending_max,
+            c.pending,
+            rt.settle_s
+        );
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Endpoint {
     pub ws_url: String,
     pub addr: SocketAddr,
     pub key: Option<String>,
+    /// `SO_RCVBUF` for the sockets, set before connecting (which also stops the kernel from
+    /// growing it): small for subscribers that never read, so the server's writes block soon.
+    pub recv_buffer: Option<u32>,
 }
 
 impl Endpoint {
@@ -61,7 +64,12 @@ impl Endpoint {
             .await?
             .next()
             .with_context(|| format!("cannot resolve {host}"))?;
-        Ok(Self { ws_url, addr, key })
+        Ok(Self {
+            ws_url,
+            addr,
+            key,
+            recv_buffer: None,
+        })
     }
 
     /// The local address subscriber `index` of `total` binds to: none (the kernel picks) unless
@@ -102,6 +110,9 @@ impl Endpoint {
         };
         if let Some(ip) = source {
             tcp.bind(SocketAddr::new(ip, 0))?;
+        }
+        if let Some(bytes) = self.recv_buffer {
+            tcp.set_recv_buffer_size(bytes)?;
         }
         let stream = tcp.connect(self.addr).await?;
         stream.set_nodelay(true)?;

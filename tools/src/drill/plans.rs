@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::rest::Rest;
+
 const CATEGORIES: [&str; 5] = [
     "critical",
     "performance",
@@ -30,18 +32,14 @@ pub struct PlanState {
 
 #[derive(Clone)]
 pub struct Plans {
-    client: reqwest::Client,
-    base: String,
-    key: String,
+    rest: Rest,
     ids: Arc<Mutex<Vec<String>>>,
 }
 
 impl Plans {
     pub fn new(base: &str, key: &str) -> Self {
         Self {
-            client: reqwest::Client::new(),
-            base: base.to_string(),
-            key: key.to_string(),
+            rest: Rest::new(base, Some(key)),
             ids: Arc::default(),
         }
     }
@@ -52,18 +50,7 @@ impl Plans {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .client
-            .request(method.clone(), format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        anyhow::ensure!(status.is_success(), "{method} {path}: {status} {body}");
-        Ok(body)
+        self.rest.call(method, path, body).await
     }
 
     /// `dual`, and every category flag at 0% (on: the plans move the share from there).
