@@ -28,16 +28,21 @@ load() { # label url mode pid
     -s "$here/evaluate-wrk.lua" "$url" -- "$mode" "$KEY" >/dev/null
   local before out after
   before=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk -t"${THREADS:-2}" -c"${CONNECTIONS:-64}" -d"${DURATION:-10}s" --latency \
-    -s "$here/evaluate-wrk.lua" "$url" -- "$mode" "$KEY")
+  # wrk's own CPU too: a run whose load tool saturates its core measures the tool.
+  local TIMEFORMAT='%U %S %R' timing
+  timing=$( { time taskset -c 1 wrk -t"${THREADS:-2}" -c"${CONNECTIONS:-64}" -d"${DURATION:-10}s" \
+    --latency -s "$here/evaluate-wrk.lua" "$url" -- "$mode" "$KEY" >"/tmp/evaluate-wrk-$label.out"; } 2>&1 )
+  out=$(cat "/tmp/evaluate-wrk-$label.out")
+  local wrk_cpu
+  wrk_cpu=$(awk '{ printf "%d", ($1 + $2) * 100 / $3 }' <<<"$timing")
   after=$(cpu_ticks "$pid")
   local rps p99 bad cpu
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
   cpu=$(( (after - before) * 100 / $(getconf CLK_TCK) / ${DURATION:-10} ))
-  printf '%-4s %-13s %10s req/s   p99 %8s   non-2xx %-6s server CPU %s%%\n' \
-    "$label" "$mode" "$rps" "$p99" "${bad:-0}" "$cpu"
+  printf '%-4s %-13s %10s req/s   p99 %8s   non-2xx %-6s server CPU %s%%   wrk CPU %s%%\n' \
+    "$label" "$mode" "$rps" "$p99" "${bad:-0}" "$cpu" "$wrk_cpu"
 }
 
 run() { # label binary port

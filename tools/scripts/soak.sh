@@ -6,7 +6,9 @@
 #   1. soak: 1,000 subscribers x 200 events/s for SOAK_MINUTES (10): RSS growth after the
 #      warm-up < 5%, 0 lost on either path;
 #   2. soak: 100 subscribers x 1,000 events/s, the same (HIGH_RATE_SOAK=0 skips it);
-#   3. stalled drill: 1,000 readers at STALL_RATE (200) events/s for STALL_SECONDS (60),
+#   3. stalled drill: 1,000 readers at STALL_RATE (200) events/s for STALL_SECONDS (120: a
+#      never-reading socket first fills the kernel's buffers, about 4 MiB on loopback, before
+#      the 10 s send timeout can trip),
 #      without and then with STALLED (100) subscribers that never read: the readers' p99
 #      ratio (with / without, target <= 1.20) and the stalled ones closed with their reason.
 #
@@ -25,7 +27,7 @@ SOAK_SUBSCRIBERS=${SOAK_SUBSCRIBERS:-1000}
 SOAK_RATE=${SOAK_RATE:-200}
 SOAK_WARMUP=${SOAK_WARMUP:-60}
 HIGH_RATE_SOAK=${HIGH_RATE_SOAK:-1}
-STALL_SECONDS=${STALL_SECONDS:-60}
+STALL_SECONDS=${STALL_SECONDS:-120}
 STALL_RATE=${STALL_RATE:-200}
 STALL_READERS=${STALL_READERS:-1000}
 STALLED=${STALLED:-100}
@@ -57,20 +59,21 @@ stop_server() {
 }
 trap stop_server EXIT
 
-# Runs "$@" on one core in its own session with autogroup nice -15 (docs/benchmarks.md,
-# Machine notes: on a machine where others build, `nice` alone does nothing); harmless when
-# the machine is quiet or when this is not root.
+# Runs "$@" on one core. Measure on a quiet machine: on one where others build,
+# pinning does not keep them off the core.
 pinned() { # core, command...
     local core=$1; shift
-    setsid sh -c 'echo -15 > /proc/self/autogroup 2>/dev/null; exec taskset -c "$0" "$@"' "$core" "$@"
+    taskset -c "$core" "$@"
 }
 
 start_server() { # label
     stop_server
-    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" postgres >/dev/null
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null
     # One key opens every subscriber: lift the per-key stream and connection caps. The send
     # timeout stays at its default (10 s): the stalled drill is about that default.
-    pinned 0 env SWITCHYARD_MAX_STREAMS_PER_KEY=100000 SWITCHYARD_MAX_CONNECTIONS=100000 \
+    # taskset directly, not through `pinned`: a function run with `&` is a subshell, and `$!`
+    # would name it instead of the server.
+    taskset -c 0 env SWITCHYARD_MAX_STREAMS_PER_KEY=100000 SWITCHYARD_MAX_CONNECTIONS=100000 \
         SWITCHYARD_ADMIN_KEY=$KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT=$PORT \
         DATABASE_URL=$DB_URL \
         RUST_LOG=${RUST_LOG:-warn,switchyard::server=info,switchyard::metrics::connections=info} \
@@ -91,11 +94,12 @@ bench() { # label, fanout options...
 }
 
 summary() { # label
-    jq -r --arg label "$1" '"== \($label): \(.subscribers) subscribers x \(.rate)/s, \(.duration_s) s
+    jq -r --arg name "$1" '"== \($name): \(.subscribers) subscribers x \(.rate)/s, \(.duration_s) s
   delivered \(.delivered)/\(.expected) (\(.delivery_ratio * 100 | .*1000 | round / 1000)%), p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, max \(.latency_ms.max) ms; disconnected \(.disconnected), failed POSTs \(.failed_requests), publisher late \(.publisher_late_max_ms | round) ms
   cpu: server \(.server_cpu_percent // 0 | round)%, bench \(.bench_cpu_percent // 0 | round)%
-  rss: \(.rss.warmed_kib) KiB after warm-up -> \(.rss.end_kib) KiB (\(.rss.growth_percent | .*100 | round / 100)%), max \(.rss.max_kib) KiB, slope \(.rss.slope_kib_per_min // 0 | round) KiB/min
-  realtime: \(.realtime.expected) acked, \(.realtime.rows) rows, lost \(.realtime.lost); dropped \(.realtime.counters.dropped), quarantined \(.realtime.counters.quarantined), pending max \(.realtime.pending_max)"
+"
+  + (if .rss then "  rss: \(.rss.warmed_kib) KiB after warm-up -> \(.rss.end_kib) KiB (\(.rss.growth_percent | .*100 | round / 100)%), max \(.rss.max_kib) KiB, slope \(.rss.slope_kib_per_min // 0 | round) KiB/min\n" else "" end)
+  + "  realtime: \(.realtime.expected) acked, \(.realtime.rows) rows, lost \(.realtime.lost); dropped \(.realtime.counters.dropped), quarantined \(.realtime.counters.quarantined), pending max \(.realtime.pending_max)"
   + (if .stalled then "\n  stalled: \(.stalled.subscribers) never read, \(.stalled.closed) closed by the server, \(.stalled.still_open) still open; server counted \(.stalled.server_closes)" else "" end)' \
         "$OUT/$1.json"
 }
@@ -103,7 +107,7 @@ summary() { # label
 soak() { # label, subscribers, rate
     start_server "$1"
     bench "$1" --subscribers "$2" --rate "$3" --warmup "$SOAK_WARMUP" \
-        --duration $((SOAK_MINUTES * 60)) --rss-every 10
+        --duration "$(awk "BEGIN { print $SOAK_MINUTES * 60 }")" --rss-every 10
     summary "$1"
 }
 
