@@ -6,6 +6,7 @@
 #
 #   tools/scripts/scale-out.sh                 # release build (the figures in the README)
 #   PROFILE=debug RATE=100 tools/scripts/scale-out.sh
+#   BIN_DIR=/tmp/sy tools/scripts/scale-out.sh    # binaries built elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,12 +19,15 @@ KEY=bench-admin-key
 DB=switchyard_scaleout_bench
 STREAM=bench_$(date +%s)
 
-if [ "$PROFILE" = release ]; then
-    cargo build --release -q -p switchyard -p switchyard-tools
-else
-    cargo build -q -p switchyard -p switchyard-tools
+# BIN_DIR: a directory holding switchyard and switchyard-bench built elsewhere (no build).
+if [ -z "${BIN_DIR:-}" ]; then
+    if [ "$PROFILE" = release ]; then
+        cargo build --release -q -p switchyard -p switchyard-tools
+    else
+        cargo build -q -p switchyard -p switchyard-tools
+    fi
 fi
-BIN=target/$PROFILE
+BIN=${BIN_DIR:-target/$PROFILE}
 ulimit -n $((SUBSCRIBERS * 3 + 1024))
 
 PIDS=()
