@@ -122,18 +122,9 @@ const READ_BUFFER_BYTES: usize = 512;
 pub fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(1024 * 1024)
         .max_frame_size(1024 * 1024)
 }
-
-/// Bytes tungstenite gathers before it writes to the socket (its default is 128 KiB). Its
-/// buffer keeps the capacity of the largest batch it ever held, so with the default every
-/// subscriber that once caught up after a latency spike (up to `MAX_BATCH_FRAMES` frames in
-/// one flush) kept ~30-100 KiB for the rest of its life: the 10-minute soak's RSS grew 40% in
-/// steps. 16 KiB is still ~40 events of 400 bytes per write: a batch of a busy stream (5-6
-/// events per write at 400 events/s) never reaches it.
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// One subscriber connection.
 pub struct Session {
