@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use moka::future::Cache;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -17,6 +16,9 @@ use crate::hub::jetstream::{JetStream, PublishFailure};
 use crate::realtime::RealtimePath;
 use crate::router::Router;
 use crate::validator::Validator;
+use seen::SeenIds;
+
+mod seen;
 
 /// Most events one request may carry.
 pub const MAX_BATCH: usize = 1_000;
@@ -26,6 +28,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// (`SWITCHYARD_MAX_EVENT_BYTES`): the body limit alone would let one 1 MiB event into the
 /// history ring, the backlog and every subscriber's queue.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Most event ids the idempotency window remembers at once (about 70 MiB at the most); past
+/// it the oldest are forgotten early.
+const MAX_REMEMBERED_IDS: usize = 1_000_000;
 
 /// Why a request's events were not accepted: the whole request is refused.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +114,7 @@ struct Routed {
 #[derive(Clone)]
 pub struct Ingest {
     hub: Hub,
-    seen: Cache<Uuid, Routed>,
+    seen: SeenIds<Routed>,
     router: Router,
     /// The Realtime path, and the validator told of every event routed there.
     realtime: Option<(RealtimePath, Validator)>,
@@ -124,10 +129,7 @@ impl Ingest {
         router: Router,
         realtime: Option<(RealtimePath, Validator)>,
     ) -> Self {
-        let seen = Cache::builder()
-            .max_capacity(1_000_000)
-            .time_to_live(idempotency_window)
-            .build();
+        let seen = SeenIds::new(idempotency_window, MAX_REMEMBERED_IDS);
         Self {
             hub,
             seen,
@@ -226,16 +228,12 @@ impl Ingest {
             return self.accept_on_stream(engine, event).await;
         }
         let id = event.id;
-        let entry = self
-            .seen
-            .entry(id)
-            .or_insert_with(async move { self.route(event) })
-            .await;
+        let (routed, fresh) = self.seen.get_or_record(id, || self.route(event));
         Ok(Receipt {
             id,
-            offset: entry.value().offset,
-            realtime: entry.value().realtime,
-            duplicate: !entry.is_fresh(),
+            offset: routed.offset,
+            realtime: routed.realtime,
+            duplicate: !fresh,
         })
     }
 
@@ -263,32 +261,40 @@ impl Ingest {
     /// On NATS: the event goes to the stream with its routing decision; every instance's
     /// follower fans it out (and tells its validator), and the shared work queue writes it to
     /// Realtime once (`realtime::feed`). The offset is the stream sequence. A failed publish is
-    /// not remembered, so the client's retry is tried again.
+    /// not remembered, so the client's retry is tried again. Two requests with the same id at
+    /// once may both publish: the stream's own de-duplication (the id is the `Nats-Msg-Id`)
+    /// answers the second with the first's sequence and routing.
     async fn accept_on_stream(
         &self,
         engine: &JetStream,
         event: Event,
     ) -> Result<Receipt, IngestError> {
         let id = event.id;
-        let entry = self
-            .seen
-            .entry(id)
-            .or_try_insert_with(async move {
-                let strategy = self.router.current();
-                let realtime = self.realtime.is_some() && strategy.routes_to_realtime(&event);
-                let ack = engine.publish(&event, realtime).await?;
-                Ok::<_, PublishFailure>(Routed {
-                    offset: ack.sequence,
-                    realtime: ack.realtime,
-                    duplicate: ack.duplicate,
-                })
-            })
-            .await?;
+        if let Some(seen) = self.seen.get(&id) {
+            return Ok(Receipt {
+                id,
+                offset: seen.offset,
+                realtime: seen.realtime,
+                duplicate: true,
+            });
+        }
+        let strategy = self.router.current();
+        let realtime = self.realtime.is_some() && strategy.routes_to_realtime(&event);
+        let ack = engine
+            .publish(&event, realtime)
+            .await
+            .map_err(std::sync::Arc::new)?;
+        let routed = Routed {
+            offset: ack.sequence,
+            realtime: ack.realtime,
+            duplicate: ack.duplicate,
+        };
+        self.seen.record(id, routed);
         Ok(Receipt {
             id,
-            offset: entry.value().offset,
-            realtime: entry.value().realtime,
-            duplicate: !entry.is_fresh() || entry.value().duplicate,
+            offset: routed.offset,
+            realtime: routed.realtime,
+            duplicate: routed.duplicate,
         })
     }
 }

@@ -4,7 +4,8 @@
 //! `SWITCHYARD_MAX_CONNECTIONS` connections at once, a new one past it answered 503 and closed
 //! at once; every write to a client bounded by `SWITCHYARD_SEND_TIMEOUT_MS` ([`io`]), so a
 //! client that stops reading cannot hold a task or its buffers. WebSocket upgrades keep the
-//! same socket, so the cap and the write deadline follow them. TCP_NODELAY on every socket.
+//! same socket, so the cap and the write deadline follow them. TCP_NODELAY on every socket, and
+//! a bounded kernel send buffer (`SWITCHYARD_SOCKET_SEND_BUFFER_BYTES`).
 //! On the shutdown signal it stops accepting, lets each connection finish its request
 //! (hyper's graceful shutdown) and returns once they have, or once
 //! `SWITCHYARD_SHUTDOWN_DEADLINE_S` has passed: then the connections still open are closed
@@ -38,6 +39,8 @@ use io::GuardedStream;
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub send_timeout: Duration,
+    /// SO_SNDBUF asked for each client socket; 0 leaves the kernel's auto-tuning.
+    pub socket_send_buffer: u32,
     pub max_connections: u32,
     /// How long the drain on shutdown waits for requests in flight.
     pub drain_deadline: Duration,
@@ -48,6 +51,7 @@ impl Limits {
         Self {
             header_read_timeout: config.header_read_timeout(),
             send_timeout: config.send_timeout(),
+            socket_send_buffer: config.socket_send_buffer_bytes,
             max_connections: config.max_connections,
             drain_deadline: Duration::from_secs(config.shutdown_deadline_s),
         }
@@ -121,6 +125,14 @@ pub async fn serve(
         // 1,000 subscribers x 100 events/s: 52-123 ms -> 41 ms, docs/benchmarks.md).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        // A bounded kernel buffer, so a client that stops reading is cut within seconds of its
+        // buffer filling rather than after megabytes (`Config::socket_send_buffer_bytes`).
+        if limits.socket_send_buffer > 0
+            && let Err(e) = socket2::SockRef::from(&tcp)
+                .set_send_buffer_size(limits.socket_send_buffer as usize)
+        {
+            tracing::debug!(error = %e, "cannot set SO_SNDBUF");
         }
         let stream = GuardedStream::new(tcp, limits.send_timeout, metrics.clone(), permit);
         tasks.spawn(connection(

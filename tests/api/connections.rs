@@ -226,3 +226,32 @@ async fn an_sse_client_that_stops_reading_is_cut_and_counted() {
         0.0
     );
 }
+
+/// The kernel send buffer is bounded (`SWITCHYARD_SOCKET_SEND_BUFFER_BYTES`): a client that
+/// stops reading is cut after a burst of a few times that size, with nothing published after
+/// the burst. Left to the kernel's auto-tuning (up to 4 MiB), the same 1 MiB can sit in the
+/// buffer and the client stays open, still costing every event's copy.
+#[tokio::test]
+async fn a_stalled_client_is_cut_after_a_burst_a_few_times_its_send_buffer() {
+    let app = spawn_app_with(|config| {
+        config.send_timeout_ms = 500;
+        config.socket_send_buffer_bytes = 64 * 1024;
+    })
+    .await;
+    let mut stalled = app.connect_ws_small_buffer("/v1/ws").await;
+    send_json(&mut stalled, &json!({"op": "subscribe"})).await;
+    assert_eq!(next_json(&mut stalled).await["op"], "subscribed");
+
+    // 1 MiB in 16 KiB events, then nothing more.
+    for batch in 0..4 {
+        let events: Vec<Value> = (0..16)
+            .map(|i| {
+                json!({"event_type": "cache_metrics", "source": "burst",
+                            "data": {"n": batch * 16 + i, "blob": "x".repeat(16_000)}})
+            })
+            .collect();
+        app.publish_ok(&Value::Array(events)).await;
+    }
+    let closed = [("protocol", "ws"), ("reason", "send_timeout")];
+    wait_for_counter(&app, "switchyard_streams_closed_total", &closed, 1.0).await;
+}
