@@ -142,8 +142,8 @@ struct BodySeed<'a>(&'a Cell<bool>);
 /// Reads the value of `context`; sets the flag on a raw-value key.
 struct ContextSeed<'a>(&'a Cell<bool>);
 
-/// A map key, classified without a copy unless it is kept (an attribute's name).
-enum Key {
+/// A map member's key, classified without a copy unless it is kept (an attribute's name).
+enum Member {
     Context,
     TargetingKey,
     RawValue,
@@ -156,26 +156,26 @@ struct KeySeed {
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key;
+    type Value = Member;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Member, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for KeySeed {
-    type Value = Key;
+    type Value = Member;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string key")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Member, E> {
         Ok(match key {
-            RAW_VALUE_TOKEN => Key::RawValue,
-            "context" if !self.keep => Key::Context,
-            "targetingKey" if self.keep => Key::TargetingKey,
-            other => Key::Other(self.keep.then(|| other.to_owned())),
+            RAW_VALUE_TOKEN => Member::RawValue,
+            "context" if !self.keep => Member::Context,
+            "targetingKey" if self.keep => Member::TargetingKey,
+            other => Member::Other(self.keep.then(|| other.to_owned())),
         })
     }
 }
@@ -235,12 +235,12 @@ impl<'de> Visitor<'de> for BodySeed<'_> {
         let mut context = Context::Absent;
         while let Some(key) = map.next_key_seed(KeySeed { keep: false })? {
             match key {
-                Key::Context => context = map.next_value_seed(ContextSeed(self.0))?,
-                Key::RawValue => {
+                Member::Context => context = map.next_value_seed(ContextSeed(self.0))?,
+                Member::RawValue => {
                     self.0.set(true);
                     map.next_value::<Value>()?;
                 }
-                Key::TargetingKey | Key::Other(_) => {
+                Member::TargetingKey | Member::Other(_) => {
                     map.next_value::<Value>()?;
                 }
             }
@@ -270,15 +270,15 @@ impl<'de> Visitor<'de> for ContextSeed<'_> {
         let (mut targeting_key, mut attributes) = (None, Map::new());
         while let Some(key) = map.next_key_seed(KeySeed { keep: true })? {
             match key {
-                Key::TargetingKey => targeting_key = Some(map.next_value::<Value>()?),
-                Key::Other(Some(name)) => {
+                Member::TargetingKey => targeting_key = Some(map.next_value::<Value>()?),
+                Member::Other(Some(name)) => {
                     attributes.insert(name, map.next_value::<Value>()?);
                 }
-                Key::RawValue => {
+                Member::RawValue => {
                     self.0.set(true);
                     map.next_value::<Value>()?;
                 }
-                Key::Context | Key::Other(None) => {
+                Member::Context | Member::Other(None) => {
                     map.next_value::<Value>()?;
                 }
             }
