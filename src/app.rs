@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{self, AppState, auth::Authenticator};
+use crate::api::{self, AppState, auth::Authenticator, state::Components};
 use crate::breaker::{self, Breaker, BreakerConfig};
 use crate::config::Config;
 use crate::flagstore::{LiveFlags, PinSources};
@@ -149,7 +149,7 @@ impl Application {
                 validator: validator.clone(),
             },
         };
-        let state = AppState {
+        let state = AppState::new(Components {
             config: Arc::new(config),
             pool,
             hub,
@@ -163,7 +163,7 @@ impl Application {
             connections: TaskTracker::new(),
             metrics,
             rollouts,
-        };
+        });
         Ok(Self {
             listener,
             state,

@@ -8,7 +8,15 @@
 //! (`LISTEN switchyard_keys`, followed through `store::listen`), which forgets its cached
 //! lookups at once; while an instance cannot listen (the control store is unreachable) the
 //! cache's TTL, 30 s, bounds it.
+//!
+//! The check runs on every request, so it allocates nothing when the key is good: the
+//! `Authenticator` is one `Arc` (extracted per request), the principals of the admin key and
+//! of anonymous reads are built once, and the presented key is borrowed from the request.
+//! The SHA-256 of the presented key stays per request: `sha2` uses the CPU's SHA extensions
+//! where it has them (a short key is one block, well under a microsecond), and so a cache of
+//! verified raw keys in front of it would save little and keep more secrets in memory.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +36,16 @@ use crate::store::listen::{self, Follower};
 /// How long a key lookup (found or not) is trusted before Postgres is asked again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 
-/// Checks keys against the configured admin key and the control store.
+/// Checks keys against the configured admin key and the control store. Cloning it is one
+/// refcount (every clone shares the cache).
 #[derive(Clone)]
 pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+/// Cloned only while the `with_*` builders run, before the authenticator is shared.
+#[derive(Clone)]
+struct Inner {
     pool: PgPool,
     admin_key_hash: Option<[u8; 32]>,
     public_read: bool,
@@ -39,59 +54,70 @@ pub struct Authenticator {
     cache: Cache<[u8; 32], Option<Arc<Principal>>>,
     /// Event streams open per key (`super::stream_limit`).
     streams: StreamLimiter,
+    /// Who the admin key is, and who a keyless read is where reads are public.
+    admin: Arc<Principal>,
+    anonymous: Arc<Principal>,
 }
 
 impl Authenticator {
     pub fn new(pool: PgPool, admin_key: Option<&str>, public_read: bool) -> Self {
         Self {
-            pool,
-            admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(hash_key),
-            public_read,
-            lookup_timeout: Duration::from_secs(3),
-            cache: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(KEY_CACHE_TTL)
-                .build(),
-            streams: StreamLimiter::new(100),
+            inner: Arc::new(Inner {
+                pool,
+                admin_key_hash: admin_key.filter(|k| !k.is_empty()).map(hash_key),
+                public_read,
+                lookup_timeout: Duration::from_secs(3),
+                cache: Cache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(KEY_CACHE_TTL)
+                    .build(),
+                streams: StreamLimiter::new(100),
+                admin: Arc::new(Principal {
+                    name: "SWITCHYARD_ADMIN_KEY".into(),
+                    scope: Scope::Admin,
+                }),
+                anonymous: Arc::new(Principal {
+                    name: "anonymous".into(),
+                    scope: Scope::Read,
+                }),
+            }),
         }
     }
 
     /// At most `max_per_key` event streams open at once per key (`SWITCHYARD_MAX_STREAMS_PER_KEY`).
     pub fn with_stream_limit(mut self, max_per_key: u32) -> Self {
-        self.streams = StreamLimiter::new(max_per_key);
+        Arc::make_mut(&mut self.inner).streams = StreamLimiter::new(max_per_key);
         self
     }
 
     /// The per-key count of open event streams.
     pub fn streams(&self) -> &StreamLimiter {
-        &self.streams
+        &self.inner.streams
     }
 
     /// Bounds each key lookup in the control store (past it: 503, and the key is not cached).
     pub fn with_lookup_timeout(mut self, limit: Duration) -> Self {
-        self.lookup_timeout = limit;
+        Arc::make_mut(&mut self.inner).lookup_timeout = limit;
         self
     }
 
     /// The principal behind a presented key, or 401.
     pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, ApiError> {
+        let inner = &*self.inner;
         let hash = hash_key(key);
-        if self
+        if inner
             .admin_key_hash
             .as_ref()
             .is_some_and(|admin| digests_equal(admin, &hash))
         {
-            return Ok(Arc::new(Principal {
-                name: "SWITCHYARD_ADMIN_KEY".into(),
-                scope: Scope::Admin,
-            }));
+            return Ok(inner.admin.clone());
         }
-        let (pool, limit) = (self.pool.clone(), self.lookup_timeout);
-        let found = self
+        let (pool, limit) = (&inner.pool, inner.lookup_timeout);
+        let found = inner
             .cache
             .try_get_with(hash, async move {
                 // An open connection that stopped answering must not hold publishing up.
-                tokio::time::timeout(limit, keys::find_active(&pool, &hash))
+                tokio::time::timeout(limit, keys::find_active(pool, &hash))
                     .await
                     .unwrap_or(Err(sqlx::Error::PoolTimedOut))
                     .map(|found| found.map(|(name, scope)| Arc::new(Principal { name, scope })))
@@ -110,7 +136,7 @@ impl Authenticator {
 
     /// Forgets every cached lookup (after a revoke on this instance).
     pub fn invalidate_all(&self) {
-        self.cache.invalidate_all();
+        self.inner.cache.invalidate_all();
     }
 
     /// Forgets every cached lookup whenever a key is revoked anywhere, until shutdown. When the
@@ -122,7 +148,7 @@ impl Authenticator {
     ) -> tokio::task::JoinHandle<()> {
         let mut auth = self.clone();
         tokio::spawn(async move {
-            let pool = auth.pool.clone();
+            let pool = auth.inner.pool.clone();
             listen::follow(&pool, &[keys::REVOKED_CHANNEL], None, &mut auth, &shutdown).await;
         })
     }
@@ -134,11 +160,8 @@ impl Authenticator {
         needed: Scope,
     ) -> Result<Arc<Principal>, ApiError> {
         let Some(key) = presented else {
-            if needed == Scope::Read && self.public_read {
-                return Ok(Arc::new(Principal {
-                    name: "anonymous".into(),
-                    scope: Scope::Read,
-                }));
+            if needed == Scope::Read && self.inner.public_read {
+                return Ok(self.inner.anonymous.clone());
             }
             return Err(ApiError::Unauthorized(
                 "an API key is required: send `Authorization: Bearer <key>`, `X-API-Key`, or `?token=`",
@@ -161,8 +184,9 @@ fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// The key a request presents, from the header or the `token` query parameter.
-pub fn presented_key(parts: &Parts) -> Option<String> {
+/// The key a request presents, from the header or the `token` query parameter (borrowed from
+/// a header; owned only when the query string had to be decoded).
+pub fn presented_key(parts: &Parts) -> Option<Cow<'_, str>> {
     let bearer = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
@@ -172,15 +196,15 @@ pub fn presented_key(parts: &Parts) -> Option<String> {
                 .or_else(|| v.strip_prefix("bearer "))
         });
     if let Some(token) = bearer {
-        return Some(token.trim().to_string());
+        return Some(Cow::Borrowed(token.trim()));
     }
     if let Some(value) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(value.trim().to_string());
+        return Some(Cow::Borrowed(value.trim()));
     }
     parts.uri.query().and_then(|query| {
         url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "token")
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| v)
     })
 }
 

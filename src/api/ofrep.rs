@@ -20,7 +20,11 @@ use super::evaluate::Governor;
 use super::extract::Path;
 use super::problems::{Forbidden, PayloadTooLarge, Unauthorized};
 use super::state::EvaluationState;
-use crate::flags::{ErrorCode, Evaluation, EvaluationContext, Reason, Snapshot, Tier};
+use crate::flags::{ErrorCode, Evaluation, Reason, Snapshot, Tier};
+
+#[path = "ofrep_context.rs"]
+mod context;
+use context::ofrep_context;
 
 /// OFREP's request body: `{"context": {"targetingKey": "...", <attributes>...}}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -87,61 +91,6 @@ pub struct OfrepBulk {
 pub enum OfrepResult {
     Success(OfrepSuccess),
     Failure(OfrepFailure),
-}
-
-/// The OFREP context as ours: `targetingKey` is the key, `environment` (a string) picks the
-/// environment, every other entry is an attribute.
-fn ofrep_context(body: &Bytes) -> Result<EvaluationContext, (ErrorCode, String)> {
-    if body.is_empty() {
-        return Ok(EvaluationContext::default());
-    }
-    // Read as JSON first: serde would take an array for the `OfrepRequest` struct. `null` is
-    // no body, as the document says (the body is optional).
-    let request: Value = serde_json::from_slice(body).map_err(|e| {
-        (
-            ErrorCode::ParseError,
-            format!("the body is not an OFREP request: {e}"),
-        )
-    })?;
-    let context = match request {
-        Value::Null => None,
-        Value::Object(mut fields) => fields.remove("context"),
-        _ => {
-            return Err((
-                ErrorCode::ParseError,
-                "the body is not an OFREP request: it must be a JSON object".into(),
-            ));
-        }
-    };
-    let mut attributes = match context {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(map)) => map,
-        Some(_) => {
-            return Err((
-                ErrorCode::InvalidContext,
-                "`context` must be an object".into(),
-            ));
-        }
-    };
-    let targeting_key = match attributes.remove("targetingKey") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(key)) => Some(key),
-        Some(_) => {
-            return Err((
-                ErrorCode::InvalidContext,
-                "`targetingKey` must be a string".into(),
-            ));
-        }
-    };
-    let environment = match attributes.get("environment") {
-        Some(Value::String(env)) => Some(env.clone()),
-        _ => None,
-    };
-    Ok(EvaluationContext {
-        targeting_key,
-        environment,
-        attributes,
-    })
 }
 
 fn ofrep_metadata(

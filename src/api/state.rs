@@ -2,8 +2,14 @@
 //! everything (built once by `app`); each handler extracts only what it uses, through
 //! `FromRef`, as Unleash Edge does: a sub-state struct per resource where a handler needs
 //! several things, or a single component (`Hub`, `Ingest`, `Metrics`, `Router`, ...).
-//! Cloning one is cheap: every part is an `Arc` inside.
+//!
+//! Cloning is on the hot path: axum clones the router's state for every request (and again
+//! for each copy of a route's service it makes), then each extractor builds its part with
+//! `FromRef`. So `AppState` is one `Arc` (a clone is one refcount, not one per component), and
+//! the parts the evaluation routes take ([`EvaluationState`], the `Authenticator`) are built
+//! once and are one `Arc` each too. The colder sub-states are still assembled per request.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
@@ -24,8 +30,41 @@ use crate::router::Router;
 use crate::validator::Validator;
 
 /// Everything a handler may need; handlers take the narrow part they use through `FromRef`.
+/// Its components are read through `Deref` (`state.config`, `state.pool`, ...).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    components: Components,
+    /// Built once from `components`, so extracting it is one refcount.
+    evaluation: EvaluationState,
+}
+
+impl AppState {
+    pub fn new(components: Components) -> Self {
+        let evaluation = EvaluationState(Arc::new(EvaluationParts {
+            config: components.config.clone(),
+            flags: components.flags.clone(),
+            breakers: components.breakers.clone(),
+            metrics: components.metrics.clone(),
+        }));
+        Self(Arc::new(Inner {
+            components,
+            evaluation,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Components;
+
+    fn deref(&self) -> &Components {
+        &self.0.components
+    }
+}
+
+/// What [`AppState`] is built from.
+pub struct Components {
     pub config: Arc<Config>,
     pub pool: PgPool,
     pub hub: Hub,
@@ -96,14 +135,26 @@ pub struct FlagsState {
     pub flags: LiveFlags,
 }
 
-/// Flag evaluation (switchyard's API and OFREP): the snapshot, the environment evaluated
-/// in, the Realtime breaker that governs `dashboard.transport`, the evaluation counters.
+/// Flag evaluation (switchyard's API and OFREP), the hottest routes: one `Arc`, built once
+/// with the state. Its parts are read through `Deref`.
 #[derive(Clone)]
-pub struct EvaluationState {
+pub struct EvaluationState(Arc<EvaluationParts>);
+
+/// What evaluation uses: the snapshot, the environment evaluated in, the Realtime breaker that
+/// governs `dashboard.transport`, the evaluation counters.
+pub struct EvaluationParts {
     pub config: Arc<Config>,
     pub flags: LiveFlags,
     pub breakers: Registry,
     pub metrics: Metrics,
+}
+
+impl Deref for EvaluationState {
+    type Target = EvaluationParts;
+
+    fn deref(&self) -> &EvaluationParts {
+        &self.0
+    }
 }
 
 /// The legacy flag endpoints: the snapshot and the legacy settings they report.
@@ -166,12 +217,7 @@ impl FromRef<AppState> for FlagsState {
 
 impl FromRef<AppState> for EvaluationState {
     fn from_ref(state: &AppState) -> Self {
-        Self {
-            config: state.config.clone(),
-            flags: state.flags.clone(),
-            breakers: state.breakers.clone(),
-            metrics: state.metrics.clone(),
-        }
+        state.0.evaluation.clone()
     }
 }
 
