@@ -3,6 +3,8 @@
 //! ON CONFLICT`, never a content refusal), a real refusal still refused, halves committed in
 //! stream order, and a target that refuses `COPY` itself still written.
 
+use std::time::Duration;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 use sqlx::PgPool;
@@ -11,7 +13,7 @@ use switchyard::store::dead_letter::RealtimeRows;
 use uuid::Uuid;
 
 use super::{ids_in, rows, target, write};
-use crate::support::TestDatabase;
+use crate::support::{TestDatabase, WAIT};
 
 /// The insert the sink ran before it had a `COPY` path, word for word.
 const UNNEST_INSERT: &str = "INSERT INTO monitoring.monitoring_events
@@ -210,4 +212,56 @@ async fn a_target_that_refuses_copy_is_written_with_insert() {
         .await;
     assert_eq!((results.0.unwrap(), results.1.unwrap()), (10, 1_000));
     assert_eq!(ids_in(&pool).await.len(), 1_010);
+}
+
+#[tokio::test]
+async fn a_write_dropped_while_its_copy_runs_leaves_the_sink_in_step() {
+    let (_database, pool, sink) = target().await;
+    // Each 'slow' row holds the server 50 ms: a 20-row COPY outlives the caller's timeout.
+    for statement in [
+        "CREATE FUNCTION monitoring.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.source = 'slow' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER slow BEFORE INSERT ON monitoring.monitoring_events
+         FOR EACH ROW EXECUTE FUNCTION monitoring.slow()",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    let mut slow = rows(20, None);
+    slow.sources.iter_mut().for_each(|s| *s = "slow".into());
+    // A first write opens the connection, so the slow one spends its time in the COPY.
+    assert_eq!(write(&sink, &rows(1, None)).await.unwrap(), 1);
+
+    let dropped = tokio::time::timeout(Duration::from_millis(400), sink.write(&slow)).await;
+
+    assert!(dropped.is_err(), "the COPY outlived the timeout");
+    // The server finishes the COPY it was sent in full (it commits: the caller replays).
+    let waited = tokio::time::timeout(WAIT, async {
+        loop {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM monitoring.monitoring_events WHERE source = 'slow'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if n == 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the dropped COPY's rows land");
+    // Long enough for a connection handed back to be in the pool again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = rows(10, None);
+    assert_eq!(write(&sink, &later).await.unwrap(), 10);
+    assert_eq!(write(&sink, &later).await.unwrap(), 0);
+    assert_eq!(
+        write(&sink, &slow).await.unwrap(),
+        0,
+        "the replay adds nothing"
+    );
 }
