@@ -4,18 +4,23 @@
 //! This SQL lives here rather than in `store` because it runs against the Realtime target, not
 //! the control store (they are the same database only by default).
 //!
-//! A batch is written with `INSERT ... SELECT FROM UNNEST(<one array per column>)`, whatever
-//! its size, and `ON CONFLICT (id) DO NOTHING` makes it idempotent by event id: a replay of a
-//! batch whose first write timed out after committing never duplicates a row. The pool is
-//! lazy, so a target that is down at start costs nothing until the first write, which then
-//! fails (through the breaker) like any other.
+//! A batch is written with a binary `COPY` ([`copy`]): the target's fastest way in. When the
+//! `COPY` fails with `unique_violation` (a replay of rows that committed before: a write that
+//! timed out after its commit), the batch is written again with `INSERT ... SELECT FROM
+//! UNNEST(<one array per column>) ON CONFLICT (id) DO NOTHING`, which skips the rows already
+//! there: a replay never duplicates a row, and a 23505 from the `COPY` never reaches the
+//! worker's quarantine (a 23505 from the `INSERT`, another unique index refusing a row, does,
+//! as before). A target that refuses `COPY` itself (`COPY FROM` under row-level security, a
+//! pooler that does not pass it) is written with the `INSERT` from then on. The pool is lazy,
+//! so a target that is down at start costs nothing until the first write, which then fails
+//! (through the breaker) like any other.
 //!
 //! # Large batches go over two connections
 //!
 //! Most of a write's time is the server's (parsing the jsonb, the heap and six index
 //! insertions per row; docs/realtime-bench.md), and one statement runs on one server core. A
 //! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2, the default) is cut in two
-//! halves, each inserted in its own transaction on its own connection at the same time; the
+//! halves, each copied (or inserted) in its own transaction on its own connection at once; the
 //! front half commits first, then the back half, so rows still become visible (and reach
 //! Supabase Realtime, which follows commit order) in stream order. Neither commits unless both
 //! inserted: a content refusal comes back for the whole batch with nothing written, and the
@@ -27,6 +32,7 @@
 //!
 //! Nothing here retries or times out: every call goes through the breaker, which does both.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -40,6 +46,9 @@ use uuid::Uuid;
 
 use super::schema;
 use crate::store::dead_letter::RealtimeRows;
+use copy::Writer;
+
+mod copy;
 
 /// Connections the sink may hold on the target besides its writers: retention, a probe, and
 /// one spare for a connection still draining a write that timed out.
@@ -81,6 +90,8 @@ struct Inner {
     schema_ready: AtomicBool,
     /// Connections a large batch is written over (1 or 2).
     writers: usize,
+    /// False once the target refused `COPY` itself (module docs).
+    copy: AtomicBool,
 }
 
 impl RealtimeSink {
@@ -110,6 +121,7 @@ impl RealtimeSink {
                 target,
                 schema_ready: AtomicBool::new(!apply_schema),
                 writers,
+                copy: AtomicBool::new(true),
             }),
         }
     }
@@ -140,12 +152,26 @@ impl RealtimeSink {
         Ok(())
     }
 
-    /// Writes the rows (over two connections when the batch is large, module docs); returns
-    /// how many were new (the rest were there).
+    /// Writes the rows (a `COPY`, or the `INSERT` for a replay; over two connections when the
+    /// batch is large, module docs); returns how many were new (the rest were there).
     pub async fn write(&self, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
         self.ensure_schema().await?;
         let pool = self.pool()?;
-        if self.inner.writers < 2 || rows.len() < SPLIT_FROM || has_duplicate_ids(rows) {
+        let split = self.inner.writers >= 2 && rows.len() >= SPLIT_FROM;
+        // A batch holding an id twice would always fail the COPY: straight to the INSERT.
+        if self.inner.copy.load(Ordering::Acquire) && !has_duplicate_ids(rows) {
+            match copy_rows(pool, rows, split).await {
+                Ok(written) => return Ok(written),
+                // Some rows are there already: the INSERT skips them.
+                Err(error) if sqlstate(&error).as_deref() == Some("23505") => {}
+                Err(error) if sqlstate(&error).is_some_and(|c| c.starts_with("0A")) => {
+                    tracing::warn!(%error, "the Realtime target refuses COPY; writing with INSERT from now on");
+                    self.inner.copy.store(false, Ordering::Release);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if !split || has_duplicate_ids(rows) {
             return insert(pool, rows).await;
         }
         let mid = rows.len() / 2;
@@ -211,6 +237,33 @@ impl RealtimeSink {
 async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
     let done = rows.bind_columns(sqlx::query(INSERT)).execute(db).await?;
     Ok(done.rows_affected())
+}
+
+/// `rows` by binary `COPY`: one autocommit `COPY`, or (`split`) two halves copied at once in
+/// two transactions on two connections, committed front then back, only if both copied.
+async fn copy_rows(pool: &PgPool, rows: &RealtimeRows, split: bool) -> Result<u64, sqlx::Error> {
+    if !split {
+        let data = copy::encode(rows, 0..rows.len());
+        return Writer::acquire(pool).await?.copy(&data).await;
+    }
+    let mid = rows.len() / 2;
+    let front_data = copy::encode(rows, 0..mid);
+    let back_data = copy::encode(rows, mid..rows.len());
+    let (mut front, mut back) = tokio::try_join!(Writer::acquire(pool), Writer::acquire(pool))?;
+    tokio::try_join!(front.run("BEGIN"), back.run("BEGIN"))?;
+    let (front_new, back_new) = tokio::join!(front.copy(&front_data), back.copy(&back_data));
+    if front_new.is_err() || back_new.is_err() {
+        // Nothing is committed; a connection whose ROLLBACK fails is closed as it drops.
+        let _ = tokio::join!(front.run("ROLLBACK"), back.run("ROLLBACK"));
+        return Err(front_new.and(back_new).expect_err("one failed"));
+    }
+    front.run("COMMIT").await?;
+    back.run("COMMIT").await?;
+    Ok(front_new? + back_new?)
+}
+
+fn sqlstate(error: &sqlx::Error) -> Option<Cow<'_, str>> {
+    error.as_database_error().and_then(|db| db.code())
 }
 
 /// Whether an event id appears twice in `rows` (a replay of rows that were written twice to

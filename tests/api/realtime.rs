@@ -345,6 +345,12 @@ async fn a_replay_of_events_the_target_already_has_never_duplicates_a_row() {
         .wait_until("the replay to finish", |s| s.backlog_depth == 0)
         .await;
     assert_eq!(status.skipped_duplicates, 30, "{status:#?}");
+    // The rows already there are a replay, not rows the target refuses.
+    assert_eq!(
+        (status.content_refusals, status.quarantined),
+        (0, 0),
+        "{status:#?}"
+    );
     rig.stop().await;
 }
 

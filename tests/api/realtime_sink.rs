@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::support::{TestDatabase, WAIT};
 
+mod copy;
+
 /// `n` rows of distinct events; the one at `poison` (if any) has source `poison`.
 fn rows(n: usize, poison: Option<usize>) -> RealtimeRows {
     let mut rows = RealtimeRows::with_capacity(n);

@@ -1,0 +1,156 @@
+//! The sink's fast path: `COPY monitoring.monitoring_events (...) FROM STDIN (FORMAT binary)`.
+//!
+//! Why: `COPY` is what the sink is measured against (issue 14 item 3: at least 85% of a
+//! plain `COPY`), and it is the server's cheapest way in: no statement to plan, no nine bound
+//! arrays to receive and unnest, rows handed to the heap in groups (heap_multi_insert). The
+//! profile and figures are in docs/realtime-bench.md.
+//!
+//! `COPY` has no `ON CONFLICT`: a row whose id is already in the table fails the whole
+//! statement with `unique_violation` (23505) and nothing of it is committed. That happens to a
+//! replay of rows that committed before (a write that timed out after its commit, a back half
+//! written again after its commit failed); the caller then writes the batch again with the
+//! idempotent `INSERT ... ON CONFLICT (id) DO NOTHING` (which reports a 23505 of another
+//! unique index itself). Every other error of the `COPY`, bar the target refusing `COPY` as
+//! such (0A000), is the one the `INSERT` would have returned for the same rows (the same
+//! receive functions, the same constraints and triggers, checked before the unique index in
+//! both).
+//!
+//! Each value is encoded exactly as sqlx encodes it for the `UNNEST` arrays (binary: uuid
+//! bytes, microseconds since 2000-01-01, the jsonb version byte then the JSON text), so both
+//! paths store the same row.
+//!
+//! # Cancellation
+//!
+//! The breaker drops a write that outlives its timeout. sqlx does not count a `COPY` among the
+//! responses a connection still owes, so a connection dropped mid-`COPY` would go back to the
+//! pool out of step with its server. A [`Writer`] is therefore closed, not returned to the
+//! pool, when dropped with a `COPY` or a transaction still open on it: the server rolls back
+//! what it had.
+
+use std::ops::Range;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+
+use crate::store::dead_letter::RealtimeRows;
+
+/// The statement; columns in the order [`encode`] writes them.
+const COPY: &str = "COPY monitoring.monitoring_events
+     (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
+     FROM STDIN (FORMAT binary)";
+
+/// The binary COPY header: signature, flags, header extension length.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// Columns per tuple.
+const COLUMNS: i16 = 9;
+
+/// The rows of `range` in COPY's binary format, ready to send.
+pub(super) fn encode(rows: &RealtimeRows, range: Range<usize>) -> Vec<u8> {
+    // Postgres's timestamp epoch; sqlx subtracts the same instant.
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a valid date")
+        .and_utc();
+    let mut out = Vec::with_capacity(HEADER.len() + range.len() * 320 + 2);
+    out.extend_from_slice(HEADER);
+    for i in range {
+        out.extend_from_slice(&COLUMNS.to_be_bytes());
+        field(&mut out, rows.ids[i].as_bytes());
+        field(&mut out, rows.event_types[i].as_bytes());
+        field(
+            &mut out,
+            &micros_since(rows.timestamps[i], epoch).to_be_bytes(),
+        );
+        field(&mut out, rows.sources[i].as_bytes());
+        jsonb(&mut out, &rows.data[i]);
+        jsonb(&mut out, &rows.metadata[i]);
+        field(&mut out, rows.categories[i].as_bytes());
+        field(&mut out, &rows.sequence_ids[i].to_be_bytes());
+        field(&mut out, rows.epochs[i].as_bytes());
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
+}
+
+/// Microseconds from `epoch`, as sqlx computes them (a timestamp beyond Postgres's range,
+/// some 290,000 years away, saturates; the server refuses it either way).
+fn micros_since(at: DateTime<Utc>, epoch: DateTime<Utc>) -> i64 {
+    (at.naive_utc() - epoch.naive_utc())
+        .num_microseconds()
+        .unwrap_or(i64::MAX)
+}
+
+fn field(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(&len_i32(value.len()).to_be_bytes());
+    out.extend_from_slice(value);
+}
+
+/// A jsonb value: its length, the format version (1), then the JSON text.
+fn jsonb(out: &mut Vec<u8>, value: &serde_json::Value) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, 1]);
+    serde_json::to_writer(&mut *out, value).expect("a Value always serializes");
+    let len = len_i32(out.len() - start - 4);
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A field's length; a field of 1 GiB or more is refused by the server anyway.
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
+}
+
+/// A connection of the sink's pool that is closed rather than returned to the pool if it is
+/// dropped while `open` (module docs: a `COPY` or a transaction under way).
+pub(super) struct Writer {
+    conn: PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Writer {
+    pub async fn acquire(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            open: false,
+        })
+    }
+
+    /// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`). The connection stays `open` from a
+    /// `BEGIN` until a `COMMIT` or `ROLLBACK` has answered.
+    pub async fn run(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        self.open = true;
+        sqlx::raw_sql(statement).execute(&mut *self.conn).await?;
+        self.open = statement == "BEGIN";
+        Ok(())
+    }
+
+    /// One `COPY` of `data` (from [`encode`]); returns the rows it wrote. In autocommit
+    /// (outside `BEGIN`) it commits them. An error sqlx read from the server leaves the
+    /// connection in step (and, inside a transaction, still `open` until `ROLLBACK`).
+    pub async fn copy(&mut self, data: &[u8]) -> Result<u64, sqlx::Error> {
+        let in_transaction = self.open;
+        self.open = true;
+        let mut copy = match self.conn.copy_in_raw(COPY).await {
+            Ok(copy) => copy,
+            Err(error) => {
+                // Refused before any data (sqlx read the server's answer to its end).
+                self.open = in_transaction;
+                return Err(error);
+            }
+        };
+        // A failed send drops the COPY mid-stream: the connection stays `open`, so it closes.
+        copy.send(data).await?;
+        let result = copy.finish().await;
+        self.open = in_transaction;
+        result
+    }
+}
