@@ -203,7 +203,14 @@ impl Application {
         let grace = Duration::from_secs(state.config.shutdown_grace_s);
         let deadline_s = state.config.shutdown_deadline_s;
         let stopping_since = Arc::new(std::sync::OnceLock::new());
-        tracing::info!(addr = %self.local_addr(), epoch = state.hub.epoch(), "switchyard listening");
+        let runtime = tokio::runtime::Handle::current();
+        tracing::info!(
+            addr = %self.local_addr(),
+            epoch = state.hub.epoch(),
+            runtime = ?runtime.runtime_flavor(),
+            workers = runtime.metrics().num_workers(),
+            "switchyard listening"
+        );
         let router = api::router(state.clone());
         let background = spawn_background(&state);
         let (trigger, since) = (token.clone(), stopping_since.clone());

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod realtime;
 pub mod rollout;
 pub mod router;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod telemetry;
