@@ -23,7 +23,7 @@ use super::publisher::{self, MAX_BATCH, MIN_PAYLOAD_BYTES, Plan};
 pub use super::report::Latency;
 use super::report::{CpuSample, FanoutReport, Merged, print_table};
 use super::soak::Probes;
-use super::subscriber::{self, Endpoint};
+use super::subscriber::{self, Endpoint, Tally};
 use super::{BenchClock, TargetArgs, Window, procfs};
 
 /// Subscribers connecting at once.
@@ -117,11 +117,11 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         start_ns: start_ns + secs_to_ns(args.warmup),
         end_ns: start_ns + secs_to_ns(args.warmup + args.duration),
     };
-    let delivered = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::new());
     let stop = CancellationToken::new();
     let mut receivers = JoinSet::new();
     for socket in sockets {
-        let task = subscriber::receive(socket, clock, window, delivered.clone(), stop.clone());
+        let task = subscriber::receive(socket, clock, window, tally.clone(), stop.clone());
         receivers.spawn(task);
     }
     let plan = Plan {
@@ -152,12 +152,13 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
     let published = publishing.await?;
     let expected = published.measured * subscribers;
-    drain(&delivered, expected).await;
+    drain(&tally.delivered, expected).await;
     stop.cancel();
     let mut merged = Merged::new();
     while let Some(delivery) = receivers.join_next().await {
         merged.add(delivery?, published.measured);
     }
+    merged.latency_us = tally.latencies();
     let soak = probes.finish(published.realtime_acks).await?;
 
     let measured_s =

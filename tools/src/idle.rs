@@ -6,7 +6,6 @@
 //! not get them dropped as unresponsive.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use clap::Args;
@@ -66,7 +65,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<()> {
         end_ns: 0,
     };
     let stop = CancellationToken::new();
-    let ignored = Arc::new(AtomicU64::new(0));
+    let ignored = Arc::new(subscriber::Tally::new());
     let mut held = JoinSet::new();
     for socket in sockets {
         held.spawn(subscriber::receive(

@@ -12,15 +12,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::BenchClock;
+use super::feed::Frame;
 use super::report::{CpuSample, Latency};
 use super::subscriber::{Endpoint, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS, Socket};
 
@@ -197,12 +196,12 @@ async fn read_changes(
     clock: BenchClock,
     observed: mpsc::UnboundedSender<(i64, u64)>,
 ) {
-    while let Some(Ok(message)) = socket.next().await {
+    while let Ok(Some(frame)) = socket.next().await {
         let arrived_ns = clock.now_ns();
-        let Message::Text(text) = message else {
+        let Frame::Text(text) = frame else {
             continue;
         };
-        let Ok(frame) = serde_json::from_str::<Value>(&text) else {
+        let Ok(frame) = serde_json::from_slice::<Value>(text) else {
             continue;
         };
         if frame["kind"] == "flag_changed" && frame["key"] == flag.as_str() {

@@ -52,6 +52,7 @@ pub struct Latency {
 /// Every subscriber's delivery, merged.
 pub struct Merged {
     pub delivered: u64,
+    /// The run's [`subscriber::Tally`] holds the latencies: set from it once all have ended.
     pub latency_us: hdrhistogram::Histogram<u64>,
     pub lagged_notices: u64,
     pub disconnected: u64,
@@ -86,12 +87,6 @@ impl Merged {
         self.short_subscribers += u64::from(delivery.delivered < expected);
         let fewest = self.fewest_delivered.get_or_insert(delivery.delivered);
         *fewest = (*fewest).min(delivery.delivered);
-        for recorded in delivery.latency_us.iter_recorded() {
-            self.latency_us.saturating_record_n(
-                recorded.value_iterated_to(),
-                u64::from(recorded.count_at_value()),
-            );
-        }
         self.lagged_notices += delivery.lagged_notices;
         self.last_arrival_ns = self.last_arrival_ns.max(delivery.last_arrival_ns);
         if let Some(why) = delivery.ended_early {
@@ -239,7 +234,7 @@ pub fn print_table(r: &FanoutReport) {
 mod tests {
     use super::*;
     use crate::Window;
-    use std::sync::atomic::AtomicU64;
+    use crate::subscriber::Tally;
 
     #[test]
     fn merging_keeps_every_subscribers_latencies() {
@@ -247,7 +242,7 @@ mod tests {
             start_ns: 0,
             end_ns: u64::MAX,
         };
-        let counted = AtomicU64::new(0);
+        let counted = Tally::new();
         let frame = |sent_at_ns: u64| {
             format!(
                 r#"{{"op":"event","offset":1,"event":{{"data":{{"sent_at_ns":{sent_at_ns}}}}}}}"#
@@ -257,13 +252,14 @@ mod tests {
         for latency_ms in [2, 40] {
             let mut delivery = Delivery::new();
             delivery.observe(
-                &frame(1_000_000),
+                frame(1_000_000).as_bytes(),
                 1_000_000 + latency_ms * 1_000_000,
                 &window,
                 &counted,
             );
             merged.add(delivery, 1);
         }
+        merged.latency_us = counted.latencies();
         assert_eq!(merged.delivered, 2);
         assert_eq!(
             (merged.short_subscribers, merged.fewest_delivered),

@@ -11,12 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::fanout::connect_all;
+use super::feed::Frame;
 use super::rest::Rest;
 use super::subscriber::{Endpoint, Socket};
 
@@ -95,15 +94,15 @@ async fn drain_to_end(mut socket: Socket) -> Option<String> {
     loop {
         match tokio::time::timeout(DRAIN_QUIET, socket.next()).await {
             Err(_) => return None,
-            Ok(None) => return Some("connection ended".into()),
-            Ok(Some(Err(e))) => return Some(e.to_string()),
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                return Some(match frame {
-                    Some(f) => format!("close frame {} {}", f.code, f.reason),
+            Ok(Ok(None)) => return Some("connection ended".into()),
+            Ok(Err(e)) => return Some(e.to_string()),
+            Ok(Ok(Some(Frame::Close(code, reason)))) => {
+                return Some(match code {
+                    Some(code) => format!("close frame {code} {reason}"),
                     None => "close frame".into(),
                 });
             }
-            Ok(Some(Ok(_))) => {}
+            Ok(Ok(Some(_))) => {}
         }
     }
 }

@@ -6,23 +6,23 @@
 //! `"sent_at_ns":` field, so the load tool stays cheap next to the server it measures.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use memchr::memmem;
+use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
+use super::feed::{Feed, Frame};
 use super::{BenchClock, Window};
 
-pub type Socket = WebSocketStream<TcpStream>;
+/// A subscribed connection, read with the bench's lean client (`feed`).
+pub type Socket = Feed;
 
 /// The field the publisher stamps in every event's data, as it appears in compact JSON.
 pub const SENT_AT_KEY: &str = r#""sent_at_ns":"#;
@@ -116,31 +116,37 @@ impl Endpoint {
         }
         let stream = tcp.connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        let mut request = self.ws_url.as_str().into_client_request()?;
-        if let Some(key) = &self.key {
-            request
-                .headers_mut()
-                .insert("authorization", format!("Bearer {key}").parse()?);
-        }
-        // Small buffers: a run may hold tens of thousands of these, and tungstenite zeroes the
-        // read buffer before every read.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0);
-        let (mut socket, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-        socket.send(Message::text(r#"{"op":"subscribe"}"#)).await?;
+        let url = url::Url::parse(&self.ws_url)?;
+        let host = format!("{}:{}", self.addr.ip(), self.addr.port());
+        let path = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let bearer = self.key.as_ref().map(|key| format!("Bearer {key}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let mut socket = Feed::handshake(stream, &host, &path, &headers).await?;
+        socket.send_text(r#"{"op":"subscribe"}"#).await?;
         tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-            while let Some(message) = socket.next().await {
-                if let Message::Text(text) = message? {
-                    match op(&text).as_deref() {
+            loop {
+                match socket.next().await? {
+                    Some(Frame::Text(text)) => match op(text).as_deref() {
                         Some("subscribed") => return Ok(()),
-                        Some("error") => anyhow::bail!("subscribe refused: {text}"),
+                        Some("error") => {
+                            anyhow::bail!("subscribe refused: {}", String::from_utf8_lossy(text))
+                        }
                         _ => {}
+                    },
+                    Some(Frame::Close(code, reason)) => {
+                        anyhow::bail!("closed before `subscribed`: {code:?} {reason}")
                     }
+                    Some(Frame::Other) => {}
+                    None => anyhow::bail!("connection closed before `subscribed`"),
                 }
             }
-            anyhow::bail!("connection closed before `subscribed`")
         })
         .await
         .context("no `subscribed` frame")??;
@@ -148,10 +154,39 @@ impl Endpoint {
     }
 }
 
-/// What one subscriber saw of the measured window.
+/// What all subscribers of a run saw, recorded in one place. One histogram stays in the
+/// cache; a histogram per subscriber (about 9 KiB each) cost the bench a tenth of its core in
+/// cache misses at 800,000 frames a second (perf, docs/benchmarks.md session 6).
+pub struct Tally {
+    /// Measured events delivered, over every subscriber: the run watches it to know when
+    /// everything expected has arrived.
+    pub delivered: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+impl Tally {
+    pub fn new() -> Self {
+        Self {
+            delivered: AtomicU64::new(0),
+            latency_us: Mutex::new(
+                Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS)
+                    .expect("valid bounds"),
+            ),
+        }
+    }
+
+    /// Every latency recorded so far.
+    pub fn latencies(&self) -> Histogram<u64> {
+        self.latency_us
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// What one subscriber saw of the measured window (its latencies go to the run's [`Tally`]).
 pub struct Delivery {
     pub delivered: u64,
-    pub latency_us: Histogram<u32>,
     pub lagged_notices: u64,
     /// Arrival of the last measured event, in `BenchClock` nanoseconds.
     pub last_arrival_ns: u64,
@@ -163,18 +198,15 @@ impl Delivery {
     pub fn new() -> Self {
         Self {
             delivered: 0,
-            latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, LATENCY_SIGNIFICANT_DIGITS)
-                .expect("valid bounds"),
             lagged_notices: 0,
             last_arrival_ns: 0,
             ended_early: None,
         }
     }
 
-    /// Counts one text frame that arrived at `now_ns`; `delivered` is shared across
-    /// subscribers so the run can tell when everything expected has arrived.
-    pub fn observe(&mut self, text: &str, now_ns: u64, window: &Window, delivered: &AtomicU64) {
-        if !text.starts_with(EVENT_PREFIX) {
+    /// Counts one text frame that arrived at `now_ns`, recording its latency in `tally`.
+    pub fn observe(&mut self, text: &[u8], now_ns: u64, window: &Window, tally: &Tally) {
+        if !text.starts_with(EVENT_PREFIX.as_bytes()) {
             match op(text).as_deref() {
                 Some("event") => {}
                 Some("lagged") => {
@@ -192,9 +224,12 @@ impl Delivery {
         }
         self.delivered += 1;
         self.last_arrival_ns = self.last_arrival_ns.max(now_ns);
-        self.latency_us
+        tally
+            .latency_us
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
             .saturating_record(now_ns.saturating_sub(intended_ns) / 1_000);
-        delivered.fetch_add(1, Ordering::Relaxed);
+        tally.delivered.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -203,7 +238,7 @@ pub async fn receive(
     mut socket: Socket,
     clock: BenchClock,
     window: Window,
-    delivered: Arc<AtomicU64>,
+    tally: Arc<Tally>,
     stop: CancellationToken,
 ) -> Delivery {
     let mut delivery = Delivery::new();
@@ -211,54 +246,55 @@ pub async fn receive(
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
-        let message = tokio::select! {
+        let frame = tokio::select! {
             biased;
             _ = &mut stopped => break,
-            message = socket.next() => message,
+            frame = socket.next() => frame,
         };
-        match message {
-            Some(Ok(Message::Text(text))) => {
-                delivery.observe(&text, clock.now_ns(), &window, &delivered)
-            }
-            Some(Ok(Message::Close(frame))) => {
-                delivery.ended_early = Some(match frame {
-                    Some(f) => format!("closed by the server: {} {}", f.code, f.reason),
+        match frame {
+            Ok(Some(Frame::Text(text))) => delivery.observe(text, clock.now_ns(), &window, &tally),
+            Ok(Some(Frame::Close(code, reason))) => {
+                delivery.ended_early = Some(match code {
+                    Some(code) => format!("closed by the server: {code} {reason}"),
                     None => "closed by the server".into(),
                 });
                 break;
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
+            Ok(Some(Frame::Other)) => {}
+            Err(e) => {
                 delivery.ended_early = Some(e.to_string());
                 break;
             }
-            None => {
+            Ok(None) => {
                 delivery.ended_early = Some("connection ended".into());
                 break;
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
     delivery
 }
 
 /// The `op` of a frame, parsed in full (for the rare frames that are not events).
-fn op(text: &str) -> Option<String> {
+fn op(text: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Frame {
+    struct Op {
         op: String,
     }
-    serde_json::from_str::<Frame>(text).ok().map(|f| f.op)
+    serde_json::from_slice::<Op>(text).ok().map(|f| f.op)
 }
 
 /// The `sent_at_ns` stamped in an event frame.
-fn intended_ns(text: &str) -> Option<u64> {
-    let start = text.find(SENT_AT_KEY)? + SENT_AT_KEY.len();
+fn intended_ns(text: &[u8]) -> Option<u64> {
+    static KEY: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(SENT_AT_KEY));
+    let start = KEY.find(text)? + SENT_AT_KEY.len();
     let digits = &text[start..];
     let end = digits
-        .find(|c: char| !c.is_ascii_digit())
+        .iter()
+        .position(|c| !c.is_ascii_digit())
         .unwrap_or(digits.len());
-    digits[..end].parse().ok()
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -270,40 +306,41 @@ mod tests {
         end_ns: 10_000_000,
     };
 
-    fn frame(sent_at_ns: u64) -> String {
+    fn frame(sent_at_ns: u64) -> Vec<u8> {
         format!(
             r#"{{"op":"event","offset":7,"event":{{"id":"x","data":{{"pad":"xx","sent_at_ns":{sent_at_ns},"seq":3}}}}}}"#
         )
+        .into_bytes()
     }
 
     #[test]
     fn the_intended_send_time_is_read_without_parsing_the_frame() {
         assert_eq!(intended_ns(&frame(123_456)), Some(123_456));
-        assert_eq!(intended_ns(r#"{"op":"event","event":{"data":{}}}"#), None);
+        assert_eq!(intended_ns(br#"{"op":"event","event":{"data":{}}}"#), None);
     }
 
     #[test]
     fn only_events_stamped_inside_the_window_are_counted() {
-        let shared = AtomicU64::new(0);
+        let shared = Tally::new();
         let mut delivery = Delivery::new();
         delivery.observe(&frame(500), 2_000_000, &WINDOW, &shared); // warm-up
         delivery.observe(&frame(1_000_000), 3_500_000, &WINDOW, &shared);
         delivery.observe(
-            r#"{"op":"lagged","missed":3,"offset":9}"#,
+            br#"{"op":"lagged","missed":3,"offset":9}"#,
             4_000_000,
             &WINDOW,
             &shared,
         );
         delivery.observe(
-            r#"{"op":"subscribed","offset":1}"#,
+            br#"{"op":"subscribed","offset":1}"#,
             4_000_000,
             &WINDOW,
             &shared,
         );
         assert_eq!(delivery.delivered, 1);
-        assert_eq!(shared.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.delivered.load(Ordering::Relaxed), 1);
         assert_eq!(delivery.lagged_notices, 1);
-        let max = delivery.latency_us.max();
+        let max = shared.latencies().max();
         assert!((2_490..2_530).contains(&max), "{max}");
         assert_eq!(delivery.last_arrival_ns, 3_500_000);
     }
