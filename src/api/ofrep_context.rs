@@ -186,10 +186,29 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     Ok(())
 }
 
+/// A seed that reads any JSON value with itself as the visitor.
+macro_rules! read_any_value_with {
+    ($seed:ident, $value:ty) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_> {
+            type Value = $value;
+
+            fn deserialize<D: Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<$value, D::Error> {
+                deserializer.deserialize_any(self)
+            }
+        }
+    };
+}
+
 /// The visitor methods for what is not a map: `null` is `$null`, any other scalar or an array
 /// (read through) is `$other`.
 macro_rules! not_a_map {
     ($null:expr, $other:expr) => {
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok($null)
         }
@@ -214,20 +233,10 @@ macro_rules! not_a_map {
     };
 }
 
-impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
-    type Value = Body;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Body, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+read_any_value_with!(BodySeed, Body);
 
 impl<'de> Visitor<'de> for BodySeed<'_> {
     type Value = Body;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
 
     not_a_map!(Body::Null, Body::NotObject);
 
@@ -249,20 +258,10 @@ impl<'de> Visitor<'de> for BodySeed<'_> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ContextSeed<'_> {
-    type Value = Context;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Context, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
+read_any_value_with!(ContextSeed, Context);
 
 impl<'de> Visitor<'de> for ContextSeed<'_> {
     type Value = Context;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
 
     not_a_map!(Context::Null, Context::NotObject);
 

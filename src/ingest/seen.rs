@@ -39,6 +39,8 @@ struct Slices<V> {
     newest_since: Instant,
     slice: Duration,
     max_ids: usize,
+    /// Ids in all the maps together, kept as they change (not summed per insert).
+    held: usize,
 }
 
 impl<V: Copy> SeenIds<V> {
@@ -51,6 +53,7 @@ impl<V: Copy> SeenIds<V> {
                 newest_since: Instant::now(),
                 slice: window / SLICES,
                 max_ids: max_ids.max(1),
+                held: 0,
             })),
         }
     }
@@ -97,7 +100,9 @@ impl<V: Copy> SeenIds<V> {
     #[cfg(test)]
     fn len(&self) -> usize {
         let slices = self.inner.lock().unwrap();
-        slices.maps.iter().map(HashMap::len).sum()
+        let counted = slices.maps.iter().map(HashMap::len).sum();
+        assert_eq!(slices.held, counted, "the running count matches the maps");
+        counted
     }
 
     #[cfg(test)]
@@ -113,12 +118,13 @@ impl<V: Copy> Slices<V> {
     }
 
     fn insert(&mut self, id: Uuid, value: V) {
-        let held: usize = self.maps.iter().map(HashMap::len).sum();
-        if held >= self.max_ids {
+        if self.held >= self.max_ids {
             self.rotate();
         }
-        if let Some(newest) = self.maps.back_mut() {
-            newest.insert(id, value);
+        if let Some(newest) = self.maps.back_mut()
+            && newest.insert(id, value).is_none()
+        {
+            self.held += 1;
         }
     }
 
@@ -143,6 +149,7 @@ impl<V: Copy> Slices<V> {
     /// The oldest slice is forgotten and becomes the newest, its allocation kept.
     fn rotate(&mut self) {
         if let Some(mut oldest) = self.maps.pop_front() {
+            self.held -= oldest.len();
             oldest.clear();
             self.maps.push_back(oldest);
         }

@@ -157,9 +157,11 @@ impl RealtimeSink {
     pub async fn write(&self, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
         self.ensure_schema().await?;
         let pool = self.pool()?;
-        let split = self.inner.writers >= 2 && rows.len() >= SPLIT_FROM;
-        // A batch holding an id twice would always fail the COPY: straight to the INSERT.
-        if self.inner.copy.load(Ordering::Acquire) && !has_duplicate_ids(rows) {
+        // A batch holding an id twice would always fail the COPY (straight to the INSERT), and
+        // is inserted as one statement (module docs).
+        let duplicates = has_duplicate_ids(rows);
+        let split = self.inner.writers >= 2 && rows.len() >= SPLIT_FROM && !duplicates;
+        if self.inner.copy.load(Ordering::Acquire) && !duplicates {
             match copy_rows(pool, rows, split).await {
                 Ok(written) => return Ok(written),
                 // Some rows are there already: the INSERT skips them.
@@ -171,7 +173,7 @@ impl RealtimeSink {
                 Err(error) => return Err(error),
             }
         }
-        if !split || has_duplicate_ids(rows) {
+        if !split {
             return insert(pool, rows).await;
         }
         let mid = rows.len() / 2;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::wait::{self, Look};
-use crate::support::{event, spawn_app, spawn_app_with_target};
+use crate::support::{self, event, spawn_app, spawn_app_with_target};
 
 #[tokio::test]
 async fn a_row_the_target_refuses_is_quarantined_and_the_other_999_land() {
@@ -139,20 +139,19 @@ async fn a_trigger_refusal_on_a_separate_target_is_quarantined_in_the_control_st
         .await
         .expect("the first row on the target");
     let target = sqlx::PgPool::connect(&targeted.target.url()).await.unwrap();
-    for statement in [
-        "CREATE FUNCTION monitoring.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
-             RETURN NEW;
-         END $$",
-        "CREATE TRIGGER refuse BEFORE INSERT ON monitoring.monitoring_events
-         FOR EACH ROW EXECUTE FUNCTION monitoring.refuse()",
-    ] {
-        sqlx::query(statement)
-            .execute(&target)
-            .await
-            .expect(statement);
-    }
+    support::execute_all(
+        &target,
+        &[
+            "CREATE FUNCTION monitoring.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poison refused'; END IF;
+                 RETURN NEW;
+             END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON monitoring.monitoring_events
+             FOR EACH ROW EXECUTE FUNCTION monitoring.refuse()",
+        ],
+    )
+    .await;
     target.close().await;
     let batch: Vec<Value> = (0..50)
         .map(|i| event("stats", if i == 3 { "poison" } else { "fine" }))

@@ -13,7 +13,7 @@ use switchyard::store::dead_letter::RealtimeRows;
 use uuid::Uuid;
 
 use super::{ids_in, rows, target, write};
-use crate::support::{TestDatabase, WAIT};
+use crate::support::{self, TestDatabase, WAIT};
 
 /// The insert the sink ran before it had a `COPY` path, word for word.
 const UNNEST_INSERT: &str = "INSERT INTO monitoring.monitoring_events
@@ -155,18 +155,17 @@ async fn a_replay_holding_a_refused_row_is_still_refused_for_its_content() {
 async fn halves_commit_in_stream_order() {
     let (_database, pool, sink) = target().await;
     // A deferred trigger runs as its transaction commits: the log's order is commit order.
-    for statement in [
-        "CREATE TABLE commit_log (n bigserial, sequence_id bigint)",
-        "CREATE FUNCTION log_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN INSERT INTO commit_log (sequence_id) VALUES (NEW.sequence_id); RETURN NULL; END $$",
-        "CREATE CONSTRAINT TRIGGER log_commit AFTER INSERT ON monitoring.monitoring_events
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit()",
-    ] {
-        sqlx::query(statement)
-            .execute(&pool)
-            .await
-            .expect(statement);
-    }
+    support::execute_all(
+        &pool,
+        &[
+            "CREATE TABLE commit_log (n bigserial, sequence_id bigint)",
+            "CREATE FUNCTION log_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN INSERT INTO commit_log (sequence_id) VALUES (NEW.sequence_id); RETURN NULL; END $$",
+            "CREATE CONSTRAINT TRIGGER log_commit AFTER INSERT ON monitoring.monitoring_events
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit()",
+        ],
+    )
+    .await;
     let all = rows(3_000, None);
 
     for start in [0, 1_000, 2_000] {
@@ -218,17 +217,16 @@ async fn a_target_that_refuses_copy_is_written_with_insert() {
 async fn a_write_dropped_while_its_copy_runs_leaves_the_sink_in_step() {
     let (_database, pool, sink) = target().await;
     // Each 'slow' row holds the server 50 ms: a 20-row COPY outlives the caller's timeout.
-    for statement in [
-        "CREATE FUNCTION monitoring.slow() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.source = 'slow' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$",
-        "CREATE TRIGGER slow BEFORE INSERT ON monitoring.monitoring_events
-         FOR EACH ROW EXECUTE FUNCTION monitoring.slow()",
-    ] {
-        sqlx::query(statement)
-            .execute(&pool)
-            .await
-            .expect(statement);
-    }
+    support::execute_all(
+        &pool,
+        &[
+            "CREATE FUNCTION monitoring.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.source = 'slow' THEN PERFORM pg_sleep(0.05); END IF; RETURN NEW; END $$",
+            "CREATE TRIGGER slow BEFORE INSERT ON monitoring.monitoring_events
+             FOR EACH ROW EXECUTE FUNCTION monitoring.slow()",
+        ],
+    )
+    .await;
     let mut slow = rows(20, None);
     slow.sources.iter_mut().for_each(|s| *s = "slow".into());
     // A first write opens the connection, so the slow one spends its time in the COPY.

@@ -139,21 +139,20 @@ impl TargetedApp {
     /// with `source = 'vanish'` never land although the write succeeds.
     pub async fn tamper_with_target(&self) {
         let target = sqlx::PgPool::connect(&self.target.url()).await.unwrap();
-        for statement in [
-            "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-                 IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
-                 IF NEW.source = 'vanish' THEN RETURN NULL; END IF;
-                 RETURN NEW;
-             END $$",
-            "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
-             FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
-        ] {
-            sqlx::query(statement)
-                .execute(&target)
-                .await
-                .expect(statement);
-        }
+        execute_all(
+            &target,
+            &[
+                "CREATE FUNCTION monitoring.tamper() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF NEW.source = 'tamper' THEN NEW.data := '{\"tampered\": true}'::jsonb; END IF;
+                     IF NEW.source = 'vanish' THEN RETURN NULL; END IF;
+                     RETURN NEW;
+                 END $$",
+                "CREATE TRIGGER tamper BEFORE INSERT ON monitoring.monitoring_events
+                 FOR EACH ROW EXECUTE FUNCTION monitoring.tamper()",
+            ],
+        )
+        .await;
         target.close().await;
     }
 }
@@ -370,4 +369,14 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     let problem: Value = serde_json::from_str(&body).expect("a JSON problem document");
     assert_eq!(problem["status"], status, "{problem:#}");
     problem
+}
+
+/// Runs `statements` in order on `pool`; a failure fails the test naming the statement.
+pub async fn execute_all(pool: &sqlx::PgPool, statements: &[&'static str]) {
+    for &statement in statements {
+        sqlx::query(statement)
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
 }
