@@ -9,6 +9,7 @@
 //! only a failure to reach the target (connection, timeout, server unavailable) counts
 //! against it. Finding one bad row among n costs about 2·log2(n) writes.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use tokio::time::timeout;
@@ -42,9 +43,11 @@ impl std::fmt::Display for WriteFailure {
 }
 
 /// What a completed write came to.
-pub(in crate::realtime) struct Written {
-    /// The rows the target committed (all of them, less the quarantined), in order.
-    pub rows: RealtimeRows,
+pub(in crate::realtime) struct Written<'a> {
+    /// The rows the target committed (all of them, less the quarantined), in order: the
+    /// caller's own when all went in (no copy of every row's data per write), a new set when
+    /// some were quarantined.
+    pub rows: Cow<'a, RealtimeRows>,
     /// How many of those were new to the target.
     pub inserted: u64,
 }
@@ -62,14 +65,14 @@ impl Worker {
     /// Writes `rows` through the breaker; a content refusal splits them and quarantines the
     /// rows the target will not take. `Err` means nothing is known to be written for good
     /// (parts may be: the caller retries the whole, which the target's primary key absorbs).
-    pub(super) async fn write_rows(
+    pub(super) async fn write_rows<'a>(
         &mut self,
-        rows: &RealtimeRows,
-    ) -> Result<Written, WriteFailure> {
+        rows: &'a RealtimeRows,
+    ) -> Result<Written<'a>, WriteFailure> {
         match self.attempt(rows).await? {
             Ok(inserted) => {
                 return Ok(Written {
-                    rows: rows.clone(),
+                    rows: Cow::Borrowed(rows),
                     inserted,
                 });
             }
@@ -110,7 +113,7 @@ impl Worker {
         }
         self.quarantine(refused).await?;
         Ok(Written {
-            rows: written,
+            rows: Cow::Owned(written),
             inserted,
         })
     }
