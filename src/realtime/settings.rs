@@ -35,10 +35,11 @@ pub struct RealtimeSettings {
     pub retention_interval: Duration,
     /// The high class's start size (the legacy `MONITORING_BATCH_SIZE`; preset 100).
     pub high_batch_size: Option<usize>,
-    /// Every class's batches may grow to this many events (see `batcher`; 1,000).
+    /// Every class's batches may grow to this many events (see `batcher`; 1,000;
+    /// `SWITCHYARD_REALTIME_LARGEST_BATCH`).
     pub largest_batch: usize,
     /// Connections a batch of `sink::SPLIT_FROM` events or more is written over at once, 1 or
-    /// 2 (see `sink`; 2).
+    /// 2 (see `sink`; 2; `SWITCHYARD_REALTIME_WRITERS`).
     pub writers: usize,
     /// Write latency above which the target counts as struggling (see `batcher`).
     pub slow_write: Duration,
@@ -95,6 +96,8 @@ impl RealtimeSettings {
             replay_rate_per_s: realtime.replay_rate,
             retention: Duration::from_secs(u64::from(realtime.retention_days) * 86_400),
             high_batch_size: config.legacy.batch_size.map(|n| n.max(1) as usize),
+            largest_batch: realtime.largest_batch as usize,
+            writers: realtime.writers as usize,
             spool_dir: Some(config.spool_dir.clone()),
             // Within the whole shutdown's deadline, leaving room to spool what is left.
             shutdown_grace: Duration::from_secs(
