@@ -9,7 +9,7 @@
 //! every 61st task. A published event wakes every subscriber's task at once; with 1,000
 //! subscribers most of them overflow, and the ones that land in the global queue wait several
 //! passes over the others. Measured on one core, 1,000 subscribers at 800 events/s (docs/
-//! benchmarks.md, session 6): p99 72-105 ms with the one-worker multi-thread runtime, 27-29
+//! benchmarks.md, session 6): p99 69-133 ms with the one-worker multi-thread runtime, 26-34
 //! ms with the current-thread one, whose single run queue is first in, first out; the same
 //! CPU either way. Blocking work still goes to the blocking pool (`spawn_blocking`) in both.
 
