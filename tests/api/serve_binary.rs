@@ -83,3 +83,119 @@ async fn serve_help_lists_settings_with_their_environment_names() {
         assert!(help.contains(name), "`serve --help` does not list {name}");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_runtime_is_refused_by_name() {
+    let output = run_switchyard(&["serve"], &[("SWITCHYARD_RUNTIME", "threads")]).await;
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "exited 0: {stderr}");
+    assert!(
+        stderr.contains(r#"SWITCHYARD_RUNTIME="threads""#)
+            && stderr.contains("auto, current_thread or multi_thread"),
+        "the message does not name the setting and its choices: {stderr}"
+    );
+}
+
+/// On one CPU `serve` runs on the current-thread runtime (`src/runtime.rs`). Machines that run
+/// the tests have more, so this forces it: on that runtime too the service says which it runs
+/// on, takes a subscriber, delivers a published event to it, and stops cleanly on SIGTERM.
+#[tokio::test]
+async fn serve_delivers_and_stops_cleanly_on_the_current_thread_runtime() {
+    use std::process::Stdio;
+
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use crate::support::TestDatabase;
+    use crate::support::ws::{next_json, send_json};
+
+    switchyard::client::install_default_provider();
+    let database = TestDatabase::migrated().await;
+    let key = format!("runtime-admin-{}", uuid::Uuid::new_v4().simple());
+    let spool = std::env::temp_dir().join(format!("switchyard-spool-{}", uuid::Uuid::new_v4()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .env("MONITORING_HOST", "127.0.0.1")
+        .env("MONITORING_PORT", "0")
+        .env("SWITCHYARD_ADMIN_KEY", &key)
+        .env("SWITCHYARD_SPOOL_DIR", &spool)
+        .env("SWITCHYARD_RUNTIME", "current_thread")
+        .env("SWITCHYARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the switchyard binary");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let listening = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("read its stdout") {
+            if let Ok(log) = serde_json::from_str::<Value>(&line)
+                && log["message"] == "switchyard listening"
+            {
+                return Some(log);
+            }
+        }
+        None
+    })
+    .await
+    .expect("switchyard did not listen in time")
+    .expect("switchyard exited before it listened");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    assert_eq!(listening["runtime"], "CurrentThread", "{listening}");
+    assert_eq!(listening["workers"], 1, "{listening}");
+    let address: std::net::SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
+
+    let mut request = format!("ws://{address}/v1/ws")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("WebSocket handshake");
+    send_json(&mut ws, &json!({"op": "subscribe"})).await;
+    assert_eq!(next_json(&mut ws).await["op"], "subscribed");
+    let published = reqwest::Client::new()
+        .post(format!("http://{address}/v1/events"))
+        .bearer_auth(&key)
+        .json(&json!({"event_type": "runtime_check", "source": "current-thread", "data": {"n": 1}}))
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert_eq!(published.status(), reqwest::StatusCode::ACCEPTED);
+    let event = tokio::time::timeout(WAIT, async {
+        loop {
+            let frame = next_json(&mut ws).await;
+            if frame["op"] == "event" {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("no event frame");
+    assert_eq!(event["event"]["source"], "current-thread", "{event}");
+
+    let pid = child.id().expect("running").to_string();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("run kill");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("switchyard did not stop in time after SIGTERM")
+        .expect("wait for switchyard");
+    assert!(status.success(), "exited with {status}");
+    let _ = std::fs::remove_dir_all(&spool);
+}
