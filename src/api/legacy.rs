@@ -3,6 +3,7 @@
 //! `GET /status`. Both sockets are pinged like `/v1/ws` (closed with 4002 when the client
 //! answers nothing for two intervals) and every send is bounded by the send timeout.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use chrono::Utc;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -105,17 +106,25 @@ pub async fn dashboard_ws(
     let tracker = state.connections.clone();
     let panics = state.metrics.panics().clone();
     configure(upgrade).on_upgrade(move |socket| {
-        let session = async move {
-            dashboard_session(socket, state).await;
-            drop(slot);
-        };
         tracker.track_future(survive(
             panics,
             PanicSite::Socket,
             "a legacy /ws session",
-            session,
+            dashboard_task(socket, state, slot),
         ))
     })
+}
+
+/// A legacy `/ws` connection's task: the session, then its stream slot released. A plain
+/// function, not an `async move` block around the `async fn`: such a block keeps its own copy
+/// of the socket and the state beside the session's for the connection's whole life (as
+/// `/v1/ws` did until session 5; docs/benchmarks.md, idle memory).
+fn dashboard_task(
+    socket: WebSocket,
+    state: SubscriberState,
+    slot: StreamSlot,
+) -> impl Future<Output = ()> {
+    dashboard_session(socket, state).map(move |()| drop(slot))
 }
 
 /// How a legacy socket's loop ended: a close the server sends (code, reason), or the client
@@ -327,17 +336,22 @@ pub async fn ingest_ws(
     let tracker = state.connections.clone();
     let panics = state.metrics.panics().clone();
     configure(upgrade).on_upgrade(move |socket| {
-        let session = async move {
-            ingest_session(socket, state).await;
-            drop(slot);
-        };
         tracker.track_future(survive(
             panics,
             PanicSite::Socket,
             "a legacy /events session",
-            session,
+            ingest_task(socket, state, slot),
         ))
     })
+}
+
+/// A legacy `/events` connection's task, built like [`dashboard_task`].
+fn ingest_task(
+    socket: WebSocket,
+    state: IngestSocketState,
+    slot: StreamSlot,
+) -> impl Future<Output = ()> {
+    ingest_session(socket, state).map(move |()| drop(slot))
 }
 
 /// The label of `/events` in the stream metrics.
@@ -402,5 +416,44 @@ async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {
                 .join("; ");
             json!({"status": "error", "message": message, "errors": errors})
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, read from its type: nothing is called.
+    fn returned_size<A, B, C, R: Future>(_f: impl FnOnce(A, B, C) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every idle legacy connection keeps its task's future for its whole life. The form these
+    /// tasks had before (an `async move` block awaiting the session) held the socket (368
+    /// bytes) and the state a second time.
+    #[test]
+    fn a_legacy_sessions_task_holds_its_socket_once() {
+        let socket_and_state = std::mem::size_of::<WebSocket>();
+        let dashboard = returned_size(dashboard_task);
+        let dashboard_before = returned_size(|socket, state, slot: StreamSlot| async move {
+            dashboard_session(socket, state).await;
+            drop(slot);
+        });
+        let ingest = returned_size(ingest_task);
+        let ingest_before = returned_size(|socket, state, slot: StreamSlot| async move {
+            ingest_session(socket, state).await;
+            drop(slot);
+        });
+        eprintln!(
+            "legacy /ws task {dashboard} B (was {dashboard_before}), /events {ingest} B (was {ingest_before})"
+        );
+        assert!(
+            dashboard + socket_and_state <= dashboard_before,
+            "/ws task {dashboard} B, the async-move form {dashboard_before} B"
+        );
+        assert!(
+            ingest + socket_and_state <= ingest_before,
+            "/events task {ingest} B, the async-move form {ingest_before} B"
+        );
     }
 }
