@@ -430,7 +430,8 @@ mod tests {
 
     /// Every idle legacy connection keeps its task's future for its whole life. The form these
     /// tasks had before (an `async move` block awaiting the session) held the socket (368
-    /// bytes) and the state a second time.
+    /// bytes) and the state a second time: 1,560 -> 1,112 bytes for `/ws` and 4,792 -> 4,280
+    /// for `/events` in a test build with rustc 1.95.
     #[test]
     fn a_legacy_sessions_task_holds_its_socket_once() {
         let socket_and_state = std::mem::size_of::<WebSocket>();
@@ -444,9 +445,6 @@ mod tests {
             ingest_session(socket, state).await;
             drop(slot);
         });
-        eprintln!(
-            "legacy /ws task {dashboard} B (was {dashboard_before}), /events {ingest} B (was {ingest_before})"
-        );
         assert!(
             dashboard + socket_and_state <= dashboard_before,
             "/ws task {dashboard} B, the async-move form {dashboard_before} B"
