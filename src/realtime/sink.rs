@@ -245,15 +245,13 @@ async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64, sql
 /// two transactions on two connections, committed front then back, only if both copied.
 async fn copy_rows(pool: &PgPool, rows: &RealtimeRows, split: bool) -> Result<u64, sqlx::Error> {
     if !split {
-        let data = copy::encode(rows, 0..rows.len());
-        return Writer::acquire(pool).await?.copy(&data).await;
+        return Writer::acquire(pool).await?.copy(rows, 0..rows.len()).await;
     }
     let mid = rows.len() / 2;
-    let front_data = copy::encode(rows, 0..mid);
-    let back_data = copy::encode(rows, mid..rows.len());
     let (mut front, mut back) = tokio::try_join!(Writer::acquire(pool), Writer::acquire(pool))?;
     tokio::try_join!(front.run("BEGIN"), back.run("BEGIN"))?;
-    let (front_new, back_new) = tokio::join!(front.copy(&front_data), back.copy(&back_data));
+    let (front_new, back_new) =
+        tokio::join!(front.copy(rows, 0..mid), back.copy(rows, mid..rows.len()));
     if front_new.is_err() || back_new.is_err() {
         // Nothing is committed; a connection whose ROLLBACK fails is closed as it drops.
         let _ = tokio::join!(front.run("ROLLBACK"), back.run("ROLLBACK"));

@@ -35,7 +35,7 @@ use sqlx::{PgPool, Postgres};
 
 use crate::store::dead_letter::RealtimeRows;
 
-/// The statement; columns in the order [`encode`] writes them.
+/// The statement; columns in the order [`encode_tuples`] writes them.
 const COPY: &str = "COPY monitoring.monitoring_events
      (id, event_type, \"timestamp\", source, data, metadata, category, sequence_id, epoch)
      FROM STDIN (FORMAT binary)";
@@ -46,33 +46,34 @@ const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Columns per tuple.
 const COLUMNS: i16 = 9;
 
-/// The rows of `range` in COPY's binary format, ready to send.
-pub(super) fn encode(rows: &RealtimeRows, range: Range<usize>) -> Vec<u8> {
+/// Rows encoded into one `CopyData` message. The server parses and inserts each message as it
+/// arrives, so while it works on one the next is being encoded: the client's encoding (the
+/// JSON of `data` and `metadata`) overlaps the server's insert instead of coming before it.
+const ROWS_PER_MESSAGE: usize = 128;
+
+/// Appends the tuples of `range` in COPY's binary format (no header, no trailer) to `out`.
+fn encode_tuples(out: &mut Vec<u8>, rows: &RealtimeRows, range: Range<usize>) {
     // Postgres's timestamp epoch; sqlx subtracts the same instant.
     let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .expect("a valid date")
         .and_utc();
-    let mut out = Vec::with_capacity(HEADER.len() + range.len() * 320 + 2);
-    out.extend_from_slice(HEADER);
     for i in range {
         out.extend_from_slice(&COLUMNS.to_be_bytes());
-        field(&mut out, rows.ids[i].as_bytes());
-        field(&mut out, rows.event_types[i].as_bytes());
-        field(
-            &mut out,
-            &micros_since(rows.timestamps[i], epoch).to_be_bytes(),
-        );
-        field(&mut out, rows.sources[i].as_bytes());
-        jsonb(&mut out, &rows.data[i]);
-        jsonb(&mut out, &rows.metadata[i]);
-        field(&mut out, rows.categories[i].as_bytes());
-        field(&mut out, &rows.sequence_ids[i].to_be_bytes());
-        field(&mut out, rows.epochs[i].as_bytes());
+        field(out, rows.ids[i].as_bytes());
+        field(out, rows.event_types[i].as_bytes());
+        field(out, &micros_since(rows.timestamps[i], epoch).to_be_bytes());
+        field(out, rows.sources[i].as_bytes());
+        jsonb(out, &rows.data[i]);
+        jsonb(out, &rows.metadata[i]);
+        field(out, rows.categories[i].as_bytes());
+        field(out, &rows.sequence_ids[i].to_be_bytes());
+        field(out, rows.epochs[i].as_bytes());
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out
 }
+
+/// The end of the binary COPY data.
+const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
 /// Microseconds from `epoch`, as sqlx computes them (a timestamp beyond Postgres's range,
 /// some 290,000 years away, saturates; the server refuses it either way).
@@ -133,10 +134,15 @@ impl Writer {
         Ok(())
     }
 
-    /// One `COPY` of `data` (from [`encode`]); returns the rows it wrote. In autocommit
-    /// (outside `BEGIN`) it commits them. An error sqlx read from the server leaves the
-    /// connection in step (and, inside a transaction, still `open` until `ROLLBACK`).
-    pub async fn copy(&mut self, data: &[u8]) -> Result<u64, sqlx::Error> {
+    /// One `COPY` of the rows of `range`, encoded and sent [`ROWS_PER_MESSAGE`] at a time;
+    /// returns the rows it wrote. In autocommit (outside `BEGIN`) it commits them. An error
+    /// sqlx read from the server leaves the connection in step (and, inside a transaction,
+    /// still `open` until `ROLLBACK`).
+    pub async fn copy(
+        &mut self,
+        rows: &RealtimeRows,
+        range: Range<usize>,
+    ) -> Result<u64, sqlx::Error> {
         let in_transaction = self.open;
         self.open = true;
         let mut copy = match self.conn.copy_in_raw(COPY).await {
@@ -147,8 +153,26 @@ impl Writer {
                 return Err(error);
             }
         };
-        // A failed send drops the COPY mid-stream: the connection stays `open`, so it closes.
-        copy.send(data).await?;
+        let mut message = Vec::with_capacity(HEADER.len() + ROWS_PER_MESSAGE * 320 + 2);
+        message.extend_from_slice(HEADER);
+        let mut start = range.start;
+        loop {
+            let end = (start + ROWS_PER_MESSAGE).min(range.end);
+            encode_tuples(&mut message, rows, start..end);
+            if end == range.end {
+                message.extend_from_slice(&TRAILER);
+            }
+            // A failed send drops the COPY mid-stream: the connection stays `open`, so it
+            // closes.
+            copy.send(message.as_slice()).await?;
+            if end == range.end {
+                break;
+            }
+            message.clear();
+            start = end;
+            // Let the other half of a split batch encode its next message meanwhile.
+            tokio::task::yield_now().await;
+        }
         let result = copy.finish().await;
         self.open = in_transaction;
         result
