@@ -238,7 +238,7 @@ pub struct RealtimeConfig {
     /// The most events one Realtime write carries: every batch class may grow to it under a
     /// burst (a sparse class still flushes at its linger). Larger: fewer commits per burst,
     /// longer statements.
-    #[arg(long = "realtime-largest-batch", env = "SWITCHYARD_REALTIME_LARGEST_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long = "realtime-largest-batch", env = "SWITCHYARD_REALTIME_LARGEST_BATCH", default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub largest_batch: u32,
 
     /// Connections a Realtime batch of 256 events or more is written over at once (1 or 2;
@@ -255,7 +255,7 @@ impl Default for RealtimeConfig {
             backlog: 100_000,
             replay_rate: 5_000,
             retention_days: 7,
-            largest_batch: 1_000,
+            largest_batch: 4_000,
             writers: 2,
         }
     }

@@ -35,7 +35,7 @@ pub struct RealtimeSettings {
     pub retention_interval: Duration,
     /// The high class's start size (the legacy `MONITORING_BATCH_SIZE`; preset 100).
     pub high_batch_size: Option<usize>,
-    /// Every class's batches may grow to this many events (see `batcher`; 1,000;
+    /// Every class's batches may grow to this many events (see `batcher`; 4,000;
     /// `SWITCHYARD_REALTIME_LARGEST_BATCH`).
     pub largest_batch: usize,
     /// Connections a batch of `sink::SPLIT_FROM` events or more is written over at once, 1 or
@@ -71,7 +71,7 @@ impl RealtimeSettings {
             retention_pause: Duration::from_millis(100),
             retention_interval: Duration::from_secs(600),
             high_batch_size: None,
-            largest_batch: 1_000,
+            largest_batch: 4_000,
             writers: 2,
             slow_write: Duration::from_millis(100),
             half_open_batch: 10,

@@ -38,7 +38,7 @@ const RECEIVE_AT_ONCE: usize = 256;
 const SPILL_CHUNK: usize = 1_000;
 /// Longest a control-store statement may take before the worker moves on.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
-/// The most events one replay write carries (the batcher's largest batch).
+/// The most events one replay write carries (replays are paced; live batches may be larger).
 const MAX_REPLAY_BATCH: usize = 1_000;
 
 /// Pause before retrying a replay that failed while the breaker still admits calls.
