@@ -8,11 +8,14 @@
 #
 #   cargo build --release -p switchyard
 #   [BIN=target/release/switchyard] [OLD_BIN=/path/to/baseline/switchyard] [ROUNDS=2] \
-#   [DURATION=10] [WARMUP=2] [THREADS=2] [CONNECTIONS=64] tools/scripts/evaluate-wrk.sh
+#   [DURATION=10] [WARMUP=2] [THREADS=2] [CONNECTIONS=64] [OLD_ENV='NAME=value ...']
+#   [NEW_ENV='NAME=value ...'] tools/scripts/evaluate-wrk.sh
+# (OLD_BIN=$B BIN=$B OLD_ENV=SWITCHYARD_RUNTIME=multi_thread compares one binary's runtimes.)
 #
 # Needs wrk (apt-get install wrk), curl, psql; Postgres on 127.0.0.1:5432. Drops and
 # recreates the databases evaluate_wrk_new / evaluate_wrk_old.
 set -u
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 KEY=wrk-admin-key
 FLAG='{"key":"bench.wrk","type":"string","description":"evaluate-wrk.sh: a 50% rollout",
@@ -45,12 +48,13 @@ load() { # label url mode pid
     "$label" "$mode" "$rps" "$p99" "${bad:-0}" "$cpu" "$wrk_cpu"
 }
 
-run() { # label binary port
-  local label=$1 bin=$2 port=$3
+run() { # label binary port env
+  local label=$1 bin=$2 port=$3 extra=$4
   local db=evaluate_wrk_$label url=http://127.0.0.1:$3
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" postgres >/dev/null 2>&1
-  SWITCHYARD_ADMIN_KEY=$KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT=$port RUST_LOG=${LOG:-warn} \
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db \
+  # shellcheck disable=SC2086 # $extra is a list of NAME=value words
+  env SWITCHYARD_ADMIN_KEY=$KEY MONITORING_HOST=127.0.0.1 MONITORING_PORT=$port RUST_LOG=${LOG:-warn} \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/$db $extra \
     taskset -c 0 "$bin" serve >"/tmp/evaluate-wrk-$label.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 120); do curl -sf -o /dev/null "$url/health/live" && break; sleep 0.5; done
@@ -60,12 +64,12 @@ run() { # label binary port
   local flags
   flags=$(curl -s -X POST "$url/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" \
     -H 'Content-Type: application/json' -d '{"context":{"targetingKey":"client-1"}}' | grep -o '"key"' | wc -l)
-  echo "== $label: $bin (pid $pid, $flags flags in the bulk answer)"
+  echo "== $label: $bin ${extra} (pid $pid, $flags flags in the bulk answer)"
   for mode in live one bulk; do load "$label" "$url" "$mode" "$pid"; done
   kill "$pid"; wait "$pid" 2>/dev/null
 }
 
 for _ in $(seq 1 "${ROUNDS:-2}"); do
-  [ -n "${OLD_BIN:-}" ] && run old "$OLD_BIN" 18111
-  run new "${BIN:-target/release/switchyard}" 18112
+  [ -n "${OLD_BIN:-}" ] && run old "$OLD_BIN" 18111 "${OLD_ENV:-}"
+  run new "${BIN:-target/release/switchyard}" 18112 "${NEW_ENV:-}"
 done
