@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 /// Where a panic was caught.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PanicSite {
-    /// An HTTP handler (tower-http's `CatchPanicLayer`).
+    /// An HTTP handler (caught by the request layer, `api::middleware`).
     Http,
     /// A WebSocket or SSE session task.
     Socket,
