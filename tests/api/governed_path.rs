@@ -309,10 +309,19 @@ async fn flipping_the_strategy_100_times_during_a_stream_loses_and_duplicates_no
     );
     let rows = drill.rows_once_complete(&routed).await;
     assert_committed_exactly_once(&rows, &routed);
+    // Rows are visible to other connections as the server commits them, a moment before the
+    // worker reads the COMMIT's answer and counts them: wait for the count to catch up.
+    let routed_count = routed.len() as u64;
+    drill
+        .wait_until("the last commit counted", |app| {
+            let status = app.state.realtime.status();
+            status.written + status.replayed >= routed_count
+        })
+        .await;
     let status = drill.realtime();
     assert_eq!(
         status.written + status.replayed,
-        routed.len() as u64,
+        routed_count,
         "each routed event was submitted once: {status:#?}"
     );
     assert_eq!(status.skipped_duplicates, 0, "{status:#?}");
