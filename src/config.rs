@@ -238,12 +238,12 @@ pub struct RealtimeConfig {
     /// The most events one Realtime write carries: every batch class may grow to it under a
     /// burst (a sparse class still flushes at its linger). Larger: fewer commits per burst,
     /// longer statements.
-    #[arg(long = "realtime-largest-batch", env = "SWITCHYARD_REALTIME_LARGEST_BATCH", default_value_t = 4_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long = "realtime-largest-batch", env = "SWITCHYARD_REALTIME_LARGEST_BATCH", default_value_t = crate::realtime::DEFAULT_LARGEST_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub largest_batch: u32,
 
     /// Connections a Realtime batch of 256 events or more is written over at once (1 or 2;
     /// two halves, committed in order).
-    #[arg(long = "realtime-writers", env = "SWITCHYARD_REALTIME_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=2))]
+    #[arg(long = "realtime-writers", env = "SWITCHYARD_REALTIME_WRITERS", default_value_t = crate::realtime::DEFAULT_WRITERS as u32, value_parser = clap::value_parser!(u32).range(1..=2))]
     pub writers: u32,
 }
 
@@ -255,8 +255,8 @@ impl Default for RealtimeConfig {
             backlog: 100_000,
             replay_rate: 5_000,
             retention_days: 7,
-            largest_batch: 4_000,
-            writers: 2,
+            largest_batch: crate::realtime::DEFAULT_LARGEST_BATCH as u32,
+            writers: crate::realtime::DEFAULT_WRITERS as u32,
         }
     }
 }

@@ -422,11 +422,7 @@ async fn ingest_frame(ingest: &Ingest, metrics: &Metrics, raw: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The size of the future `f` returns, read from its type: nothing is called.
-    fn returned_size<A, B, C, R: Future>(_f: impl FnOnce(A, B, C) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
+    use crate::api::subscribe::returned_size;
 
     /// Every idle legacy connection keeps its task's future for its whole life. The form these
     /// tasks had before (an `async move` block awaiting the session) held the socket (368

@@ -376,14 +376,16 @@ pub fn error_frame(code: &str, message: &str) -> Message {
     Message::Text(ServerFrame::Error { code, message }.encode())
 }
 
+/// The size of the future `f` returns, read from its type: nothing is called. For the tests
+/// that hold a connection's task size (here and in `legacy`).
+#[cfg(test)]
+pub(super) fn returned_size<A, B, C, R: Future>(_f: impl FnOnce(A, B, C) -> R) -> usize {
+    std::mem::size_of::<R>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The size of the future `f` returns, read from its type: nothing is called.
-    fn returned_size<A, B, C, R: Future>(_f: impl FnOnce(A, B, C) -> R) -> usize {
-        std::mem::size_of::<R>()
-    }
 
     /// Every idle `/v1/ws` connection keeps its task's future for its whole life, so its size
     /// is paid per connection (docs/benchmarks.md, idle). Measured 1,312 bytes for the task

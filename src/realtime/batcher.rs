@@ -17,12 +17,12 @@
 //! default 4,000, [`Batcher::with_largest_batch`]), so the size bounds `serve` runs with are
 //! 10..4000, 5..4000 and 1..4000 (1,000 until session 6: a 20,000-event burst from a cold
 //! start took ~33 writes; sink/COPY in five alternated passes 0.72-0.81 at 1,000 vs
-//! 0.73-0.85 at 4,000, docs/benchmarks.md). A larger bound costs no latency: size only grows when batches
-//! fill before their linger, that is when events arrive faster than the class writes them; a
-//! sparse class still waits no longer than its linger. Under a burst it saves commits: each
-//! write pays a commit (a WAL flush), a round trip and planning, and at the legacy bound of
-//! 100 the low class (60% of a mixed stream) paid them ten times as often as the high class
-//! (docs/realtime-bench.md has the profile).
+//! 0.73-0.85 at 4,000, docs/benchmarks.md). A larger bound costs no latency: size only grows
+//! when batches fill before their linger, that is when events arrive faster than the class
+//! writes them; a sparse class still waits no longer than its linger. Under a burst it saves
+//! commits: each write pays a commit (a WAL flush), a round trip and planning, and at the
+//! legacy bound of 100 the low class (60% of a mixed stream) paid them ten times as often as
+//! the high class (docs/realtime-bench.md has the profile).
 //!
 //! # Adaptation rule
 //!

@@ -45,7 +45,7 @@ use backlog::{Backlog, Held, Overflow};
 use status::{Counters, Depths, Observed, OverflowPolicy};
 
 pub use batcher::BatchClass;
-pub use settings::RealtimeSettings;
+pub use settings::{DEFAULT_LARGEST_BATCH, DEFAULT_WRITERS, RealtimeSettings};
 pub use sink::{RealtimeSink, StoredRow};
 pub use spool::SpoolStatus;
 pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth};

@@ -55,6 +55,11 @@ pub struct RealtimeSettings {
     pub spool_dir: Option<std::path::PathBuf>,
 }
 
+/// The largest batch by default (`SWITCHYARD_REALTIME_LARGEST_BATCH`; see `batcher`).
+pub const DEFAULT_LARGEST_BATCH: usize = 4_000;
+/// Connections a large batch is written over by default (`SWITCHYARD_REALTIME_WRITERS`).
+pub const DEFAULT_WRITERS: usize = 2;
+
 impl RealtimeSettings {
     /// The defaults for a target: queue 10,000, backlog 100,000, replay 5,000 events/s,
     /// retention 7 days.
@@ -71,8 +76,8 @@ impl RealtimeSettings {
             retention_pause: Duration::from_millis(100),
             retention_interval: Duration::from_secs(600),
             high_batch_size: None,
-            largest_batch: 4_000,
-            writers: 2,
+            largest_batch: DEFAULT_LARGEST_BATCH,
+            writers: DEFAULT_WRITERS,
             slow_write: Duration::from_millis(100),
             half_open_batch: 10,
             probe_interval: Duration::from_secs(1),

@@ -102,20 +102,18 @@ async fn an_unknown_runtime_is_refused_by_name() {
 /// on, takes a subscriber, delivers a published event to it, and stops cleanly on SIGTERM.
 #[tokio::test]
 async fn serve_delivers_and_stops_cleanly_on_the_current_thread_runtime() {
-    use std::process::Stdio;
-
-    use serde_json::{Value, json};
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use serde_json::json;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-    use crate::support::TestDatabase;
     use crate::support::ws::{next_json, send_json};
+    use crate::support::{TestDatabase, spawn_until_listening};
 
     switchyard::client::install_default_provider();
     let database = TestDatabase::migrated().await;
     let key = format!("runtime-admin-{}", uuid::Uuid::new_v4().simple());
     let spool = std::env::temp_dir().join(format!("switchyard-spool-{}", uuid::Uuid::new_v4()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command
         .arg("serve")
         .env_clear()
         .env("DATABASE_URL", database.url())
@@ -125,28 +123,8 @@ async fn serve_delivers_and_stops_cleanly_on_the_current_thread_runtime() {
         .env("SWITCHYARD_SPOOL_DIR", &spool)
         .env("SWITCHYARD_RUNTIME", "current_thread")
         .env("SWITCHYARD_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the switchyard binary");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let listening = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await.expect("read its stdout") {
-            if let Ok(log) = serde_json::from_str::<Value>(&line)
-                && log["message"] == "switchyard listening"
-            {
-                return Some(log);
-            }
-        }
-        None
-    })
-    .await
-    .expect("switchyard did not listen in time")
-    .expect("switchyard exited before it listened");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .env("RUST_LOG", "info");
+    let (mut child, listening) = spawn_until_listening(&mut command).await;
     assert_eq!(listening["runtime"], "CurrentThread", "{listening}");
     assert_eq!(listening["workers"], 1, "{listening}");
     let address: std::net::SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();

@@ -8,10 +8,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -19,7 +17,7 @@ use uuid::Uuid;
 
 use crate::support::nats::TestStream;
 use crate::support::ws::{Ws, next_json, send_json};
-use crate::support::{TestApp, WAIT};
+use crate::support::{TestApp, spawn_until_listening};
 
 pub struct Process {
     pub address: SocketAddr,
@@ -36,7 +34,8 @@ impl Process {
         let admin_key = format!("test-admin-{}", Uuid::new_v4().simple());
         let spool =
             std::env::temp_dir().join(format!("switchyard-spool-{}", Uuid::new_v4().simple()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
             .arg("serve")
             .env_clear()
             .env("DATABASE_URL", &other.state.config.database_url)
@@ -49,34 +48,13 @@ impl Process {
             .env("SWITCHYARD_NATS_MAX_AGE_S", "600")
             .env("SWITCHYARD_NATS_ACK_WAIT_S", "2")
             .env("SWITCHYARD_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn the switchyard binary");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let address = tokio::time::timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read its stdout") {
-                let Ok(log) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if log["message"] == "switchyard listening" {
-                    return log["addr"]
-                        .as_str()
-                        .expect("an addr field")
-                        .parse::<SocketAddr>()
-                        .ok();
-                }
-            }
-            None
-        })
-        .await
-        .expect("switchyard did not listen in time")
-        .expect("switchyard exited before it listened");
-        // Keep reading, so its logging never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            .env("RUST_LOG", "info");
+        let (child, listening) = spawn_until_listening(&mut command).await;
+        let address = listening["addr"]
+            .as_str()
+            .expect("an addr field")
+            .parse::<SocketAddr>()
+            .expect("a socket address");
         Self {
             address,
             admin_key,

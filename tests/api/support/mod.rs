@@ -380,3 +380,37 @@ pub async fn execute_all(pool: &sqlx::PgPool, statements: &[&'static str]) {
             .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 }
+
+/// Spawns `command` (a `switchyard serve` with its environment set, JSON logs on stdout) and
+/// waits for its `switchyard listening` log line, which it returns with the child. The rest
+/// of its output is drained so a full pipe never blocks it; stderr is the test's.
+pub async fn spawn_until_listening(
+    command: &mut tokio::process::Command,
+) -> (tokio::process::Child, serde_json::Value) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the switchyard binary");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let listening = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("read its stdout") {
+            if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
+                && log["message"] == "switchyard listening"
+            {
+                return Some(log);
+            }
+        }
+        None
+    })
+    .await
+    .expect("switchyard did not listen in time")
+    .expect("switchyard exited before it listened");
+    // Keep reading, so its logging never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, listening)
+}
