@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use chrono::Utc;
@@ -25,7 +25,8 @@ use super::origin::AllowedOrigin;
 use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use super::stream_guard::{SendFailure, send_within};
 use super::stream_limit::StreamSlot;
-use super::subscribe::{CLOSE_UNRESPONSIVE, SubscriberState, configure};
+use super::subscribe::{CLOSE_UNRESPONSIVE, SubscriberState};
+use super::websocket::{ServerSocket, Upgrade};
 use crate::hub::legacy::{bounded_frames, rfc3339};
 use crate::hub::{Cursor, Delivery, Hub, Published};
 use crate::ingest::Ingest;
@@ -101,11 +102,11 @@ pub async fn dashboard_ws(
     _access: Reader,
     slot: StreamSlot,
     State(state): State<SubscriberState>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let tracker = state.connections.clone();
     let panics = state.metrics.panics().clone();
-    configure(upgrade).on_upgrade(move |socket| {
+    upgrade.on_upgrade(move |socket| {
         tracker.track_future(survive(
             panics,
             PanicSite::Socket,
@@ -120,7 +121,7 @@ pub async fn dashboard_ws(
 /// of the socket and the state beside the session's for the connection's whole life (as
 /// `/v1/ws` did until session 5; docs/benchmarks.md, idle memory).
 fn dashboard_task(
-    socket: WebSocket,
+    socket: ServerSocket,
     state: SubscriberState,
     slot: StreamSlot,
 ) -> impl Future<Output = ()> {
@@ -165,7 +166,7 @@ async fn finish<Tx>(
     }
 }
 
-async fn dashboard_session(socket: WebSocket, state: SubscriberState) {
+async fn dashboard_session(socket: ServerSocket, state: SubscriberState) {
     let _connected = state.metrics.subscriber(Protocol::LegacyWs);
     let (mut sink, mut stream) = socket.split();
     let limit = state.send_timeout;
@@ -331,11 +332,11 @@ pub async fn ingest_ws(
     _access: Publisher,
     slot: StreamSlot,
     State(state): State<IngestSocketState>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let tracker = state.connections.clone();
     let panics = state.metrics.panics().clone();
-    configure(upgrade).on_upgrade(move |socket| {
+    upgrade.on_upgrade(move |socket| {
         tracker.track_future(survive(
             panics,
             PanicSite::Socket,
@@ -347,7 +348,7 @@ pub async fn ingest_ws(
 
 /// A legacy `/events` connection's task, built like [`dashboard_task`].
 fn ingest_task(
-    socket: WebSocket,
+    socket: ServerSocket,
     state: IngestSocketState,
     slot: StreamSlot,
 ) -> impl Future<Output = ()> {
@@ -357,7 +358,7 @@ fn ingest_task(
 /// The label of `/events` in the stream metrics.
 const INGEST_PROTOCOL: &str = "ingest_ws";
 
-async fn ingest_session(mut socket: WebSocket, state: IngestSocketState) {
+async fn ingest_session(mut socket: ServerSocket, state: IngestSocketState) {
     let limit = state.send_timeout;
     let ended = async {
         let mut ping = tokio::time::interval(state.ping_interval);
@@ -373,7 +374,7 @@ async fn ingest_session(mut socket: WebSocket, state: IngestSocketState) {
                     send_within(limit, socket.send(Message::Ping(Default::default()))).await?;
                     continue;
                 }
-                incoming = socket.recv() => {
+                incoming = socket.next() => {
                     last_heard = tokio::time::Instant::now();
                     match incoming {
                         Some(Ok(Message::Text(raw))) => ingest_frame(&state.ingest, &state.metrics, &raw).await,
@@ -430,7 +431,7 @@ mod tests {
     /// for `/events` in a test build with rustc 1.95.
     #[test]
     fn a_legacy_sessions_task_holds_its_socket_once() {
-        let socket_and_state = std::mem::size_of::<WebSocket>();
+        let socket_and_state = std::mem::size_of::<ServerSocket>();
         let dashboard = returned_size(dashboard_task);
         let dashboard_before = returned_size(|socket, state, slot: StreamSlot| async move {
             dashboard_session(socket, state).await;

@@ -31,6 +31,7 @@ pub mod stream;
 pub mod stream_guard;
 pub mod stream_limit;
 pub mod subscribe;
+pub mod websocket;
 
 use axum::Router;
 use utoipa::OpenApi;

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::extract::{FromRef, State};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -28,6 +28,7 @@ use super::origin::AllowedOrigin;
 use super::problems::{Forbidden, NotAWebSocket, TooManyRequests, Unauthorized};
 use super::stream_guard::{SendFailure, oversized_filter, send_within};
 use super::stream_limit::StreamSlot;
+use super::websocket::{ServerSocket, Upgrade};
 use crate::hub::frames::ServerFrame;
 use crate::hub::{CLOSE_LAGGED_PAST_HISTORY, Cursor, Delivery, Filter, Hub, Position};
 use crate::metrics::connections::CutReason;
@@ -94,27 +95,11 @@ pub async fn v1_ws(
     _access: Reader,
     slot: StreamSlot,
     State(state): State<SubscriberState>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     let tracker = state.connections.clone();
     let session = Session::new(state);
-    configure(upgrade)
-        .on_upgrade(move |socket: WebSocket| tracker.track_future(session.task(socket, slot)))
-}
-
-/// Bytes read from a client per read. Client frames are small (subscribe, ping, legacy
-/// commands), and tungstenite zeroes this much of its buffer before every read attempt, which
-/// happens each time a subscriber wakes to send events (the socket is polled for input too).
-/// A small buffer keeps that hot path and idle connections cheap; a larger client frame still
-/// arrives whole, in more reads.
-const READ_BUFFER_BYTES: usize = 512;
-
-/// Socket limits shared by every WebSocket route: small buffers keep idle connections cheap.
-pub fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
-    upgrade
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(1024 * 1024)
-        .max_frame_size(1024 * 1024)
+    upgrade.on_upgrade(move |socket| tracker.track_future(session.task(socket, slot)))
 }
 
 /// One subscriber connection.
@@ -166,7 +151,7 @@ impl Session {
     /// the session twice, in every idle connection's task (docs/benchmarks.md, idle).
     pub fn task(
         self,
-        mut socket: WebSocket,
+        mut socket: ServerSocket,
         slot: StreamSlot,
     ) -> impl Future<Output = ()> + Send + 'static {
         let connected = self.metrics.subscriber(Protocol::Ws);
@@ -182,7 +167,7 @@ impl Session {
     }
 
     /// Counts how the session ended and, when the server ends it, says why (a close frame).
-    async fn goodbye(&self, ending: Ending, socket: &mut WebSocket) {
+    async fn goodbye(&self, ending: Ending, socket: &mut ServerSocket) {
         match ending {
             Ending::Close(code, reason) => {
                 if code == CLOSE_UNRESPONSIVE {
@@ -388,17 +373,17 @@ mod tests {
     use super::*;
 
     /// Every idle `/v1/ws` connection keeps its task's future for its whole life, so its size
-    /// is paid per connection (docs/benchmarks.md, idle). Measured 1,312 bytes for the task
-    /// and 792 for the session loop in a test build with rustc 1.95; before, 2,400 and 1,008,
-    /// when the socket was copied into an `async fn` and each send's future twice. A bound a
-    /// little above today's figure catches another copy of the socket (368 bytes) or of the
-    /// event delivery.
+    /// is paid per connection (docs/benchmarks.md, idle). Measured 1,072 bytes for the task
+    /// and 792 for the session loop in a test build with rustc 1.95 (the task was 1,312 with
+    /// axum's 368-byte `WebSocket`, 128 bytes with ours; 2,400 before session 5, when the
+    /// socket was copied into an `async fn` and each send's future twice). A bound a little
+    /// above today's figure catches another copy of the socket or of the event delivery.
     #[test]
     fn an_idle_sessions_task_stays_small() {
         let task = returned_size(Session::task);
-        assert!(task <= 1_400, "the /v1/ws task's future is {task} bytes");
+        assert!(task <= 1_150, "the /v1/ws task's future is {task} bytes");
         let serve =
-            returned_size(|s: &'static Session, w: &'static mut WebSocket, _: ()| s.serve(w));
+            returned_size(|s: &'static Session, w: &'static mut ServerSocket, _: ()| s.serve(w));
         assert!(
             serve <= 850,
             "the /v1/ws session loop's future is {serve} bytes"
