@@ -19,16 +19,17 @@
 //!
 //! Most of a write's time is the server's (parsing the jsonb, the heap and six index
 //! insertions per row; docs/realtime-bench.md), and one statement runs on one server core. A
-//! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2, the default) is cut in two
-//! halves, each copied (or inserted) in its own transaction on its own connection at once; the
-//! front half commits first, then the back half, so rows still become visible (and reach
-//! Supabase Realtime, which follows commit order) in stream order. Neither commits unless both
-//! inserted: a content refusal comes back for the whole batch with nothing written, and the
-//! worker bisects it as before. If the front commits and the back's commit fails (the
-//! connection died), the call fails and the whole batch is written again later: `ON CONFLICT`
-//! absorbs the front, so no row is written twice. A batch holding the same event id twice is
-//! written as one statement: with the id in both halves, the back's insert would wait for the
-//! front's transaction to end, and the front waits for the back's insert before committing.
+//! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2; the default is 1, see
+//! `settings::DEFAULT_WRITERS` for why) is cut in two halves, each copied (or inserted) in its
+//! own transaction on its own connection at once; the front half commits first, then the back
+//! half, so rows still become visible (and reach Supabase Realtime, which follows commit order)
+//! in stream order. Neither commits unless both inserted: a content refusal comes back for
+//! the whole batch with nothing written, and the worker bisects it as before. If the front
+//! commits and the back's commit fails (the connection died), the call fails and the whole
+//! batch is written again later: `ON CONFLICT` absorbs the front, so no row is written twice.
+//! A batch holding the same event id twice is written as one statement: with the id in both
+//! halves, the back's insert would wait for the front's transaction to end, and the front
+//! waits for the back's insert before committing.
 //!
 //! # A write may commit behind the one before it
 //!
