@@ -39,7 +39,7 @@ pub struct RealtimeSettings {
     /// `SWITCHYARD_REALTIME_LARGEST_BATCH`).
     pub largest_batch: usize,
     /// Connections a batch of `sink::SPLIT_FROM` events or more is written over at once, 1 or
-    /// 2 (see `sink`; 2; `SWITCHYARD_REALTIME_WRITERS`).
+    /// 2 (see `sink`; 1; `SWITCHYARD_REALTIME_WRITERS`).
     pub writers: usize,
     /// Write latency above which the target counts as struggling (see `batcher`).
     pub slow_write: Duration,
@@ -58,7 +58,12 @@ pub struct RealtimeSettings {
 /// The largest batch by default (`SWITCHYARD_REALTIME_LARGEST_BATCH`; see `batcher`).
 pub const DEFAULT_LARGEST_BATCH: usize = 4_000;
 /// Connections a large batch is written over by default (`SWITCHYARD_REALTIME_WRITERS`).
-pub const DEFAULT_WRITERS: usize = 2;
+/// One since the worker copies the next batch while the one before commits: two halves
+/// inserted at once contend for the same hot index pages (the ends of the time-ordered
+/// indexes), which cost the backends more CPU per row than the second connection gained on
+/// the benchmark machine (sink/COPY 0.93 / 0.93 / 0.93 with 1 against 0.87 / 0.90 / 0.92
+/// with 2, alternated; docs/realtime-bench.md).
+pub const DEFAULT_WRITERS: usize = 1;
 
 impl RealtimeSettings {
     /// The defaults for a target: queue 10,000, backlog 100,000, replay 5,000 events/s,

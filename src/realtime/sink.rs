@@ -19,16 +19,24 @@
 //!
 //! Most of a write's time is the server's (parsing the jsonb, the heap and six index
 //! insertions per row; docs/realtime-bench.md), and one statement runs on one server core. A
-//! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2, the default) is cut in two
-//! halves, each copied (or inserted) in its own transaction on its own connection at once; the
-//! front half commits first, then the back half, so rows still become visible (and reach
-//! Supabase Realtime, which follows commit order) in stream order. Neither commits unless both
-//! inserted: a content refusal comes back for the whole batch with nothing written, and the
-//! worker bisects it as before. If the front commits and the back's commit fails (the
-//! connection died), the call fails and the whole batch is written again later: `ON CONFLICT`
-//! absorbs the front, so no row is written twice. A batch holding the same event id twice is
-//! written as one statement: with the id in both halves, the back's insert would wait for the
-//! front's transaction to end, and the front waits for the back's insert before committing.
+//! batch of at least [`SPLIT_FROM`] rows (with `writers` = 2; the default is 1, see
+//! `settings::DEFAULT_WRITERS` for why) is cut in two halves, each copied (or inserted) in its
+//! own transaction on its own connection at once; the front half commits first, then the back
+//! half, so rows still become visible (and reach Supabase Realtime, which follows commit order)
+//! in stream order. Neither commits unless both inserted: a content refusal comes back for
+//! the whole batch with nothing written, and the worker bisects it as before. If the front
+//! commits and the back's commit fails (the connection died), the call fails and the whole
+//! batch is written again later: `ON CONFLICT` absorbs the front, so no row is written twice.
+//! A batch holding the same event id twice is written as one statement: with the id in both
+//! halves, the back's insert would wait for the front's transaction to end, and the front
+//! waits for the back's insert before committing.
+//!
+//! # A write may commit behind the one before it
+//!
+//! [`RealtimeSink::write_after`] takes a [`Gate`]: while it is shut (the worker's write before
+//! this one has not committed yet), the rows are copied inside a transaction (two, split as
+//! above) and the `COMMIT` waits for the gate. The worker uses it to copy a batch while the
+//! batch before it commits (`worker::in_flight`); rows still commit in stream order.
 //!
 //! Nothing here retries or times out: every call goes through the breaker, which does both.
 
@@ -46,13 +54,19 @@ use uuid::Uuid;
 
 use super::schema;
 use crate::store::dead_letter::RealtimeRows;
-use copy::Writer;
+use copy::copy_rows;
+pub(super) use gate::Gate;
 
 mod copy;
+mod gate;
 
 /// Connections the sink may hold on the target besides its writers: retention, a probe, and
 /// one spare for a connection still draining a write that timed out.
 const OTHER_CONNECTIONS: u32 = 3;
+
+/// Writes the worker may have under way at once: one committing, the next copying behind its
+/// gate ([`Gate`]).
+const WRITES_IN_FLIGHT: u32 = 2;
 
 /// The smallest batch split over two connections: below it, a second transaction's round
 /// trips and commit cost more than the parallel insert saves.
@@ -109,7 +123,7 @@ impl RealtimeSink {
                 // No ping before each write: the pool already pings a connection when it
                 // comes back, and a broken one fails the write, which the breaker counts.
                 let pool = PgPoolOptions::new()
-                    .max_connections(OTHER_CONNECTIONS + writers as u32)
+                    .max_connections(OTHER_CONNECTIONS + WRITES_IN_FLIGHT * writers as u32)
                     .acquire_timeout(Duration::from_secs(5))
                     .test_before_acquire(false)
                     .connect_lazy_with(options.clone());
@@ -155,6 +169,16 @@ impl RealtimeSink {
     /// Writes the rows (a `COPY`, or the `INSERT` for a replay; over two connections when the
     /// batch is large, module docs); returns how many were new (the rest were there).
     pub async fn write(&self, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
+        self.write_after(rows, &mut Gate::open()).await
+    }
+
+    /// [`write`](Self::write), committing only once `gate` is open (the write before has
+    /// committed): until then the rows are written inside a transaction and wait.
+    pub async fn write_after(
+        &self,
+        rows: &RealtimeRows,
+        gate: &mut Gate,
+    ) -> Result<u64, sqlx::Error> {
         self.ensure_schema().await?;
         let pool = self.pool()?;
         // A batch holding an id twice would always fail the COPY (straight to the INSERT), and
@@ -162,7 +186,7 @@ impl RealtimeSink {
         let duplicates = has_duplicate_ids(rows);
         let split = self.inner.writers >= 2 && rows.len() >= SPLIT_FROM && !duplicates;
         if self.inner.copy.load(Ordering::Acquire) && !duplicates {
-            match copy_rows(pool, rows, split).await {
+            match copy_rows(pool, rows, split, gate).await {
                 Ok(written) => return Ok(written),
                 // Some rows are there already: the INSERT skips them.
                 Err(error) if sqlstate(&error).as_deref() == Some("23505") => {}
@@ -173,8 +197,15 @@ impl RealtimeSink {
                 Err(error) => return Err(error),
             }
         }
-        if !split {
+        if !split && gate.is_open() {
             return insert(pool, rows).await;
+        }
+        if !split {
+            let mut tx = pool.begin().await?;
+            let new = insert(&mut *tx, rows).await?;
+            gate.pass().await;
+            tx.commit().await?;
+            return Ok(new);
         }
         let mid = rows.len() / 2;
         let (front, back) = (rows.slice(0..mid), rows.slice(mid..rows.len()));
@@ -183,6 +214,7 @@ impl RealtimeSink {
             tokio::join!(insert(&mut *front_tx, &front), insert(&mut *back_tx, &back));
         // Either failed: both transactions roll back as they drop, nothing is committed.
         let (front_new, back_new) = (front_new?, back_new?);
+        gate.pass().await;
         front_tx.commit().await?;
         back_tx.commit().await?;
         Ok(front_new + back_new)
@@ -239,27 +271,6 @@ impl RealtimeSink {
 async fn insert(db: impl PgExecutor<'_>, rows: &RealtimeRows) -> Result<u64, sqlx::Error> {
     let done = rows.bind_columns(sqlx::query(INSERT)).execute(db).await?;
     Ok(done.rows_affected())
-}
-
-/// `rows` by binary `COPY`: one autocommit `COPY`, or (`split`) two halves copied at once in
-/// two transactions on two connections, committed front then back, only if both copied.
-async fn copy_rows(pool: &PgPool, rows: &RealtimeRows, split: bool) -> Result<u64, sqlx::Error> {
-    if !split {
-        return Writer::acquire(pool).await?.copy(rows, 0..rows.len()).await;
-    }
-    let mid = rows.len() / 2;
-    let (mut front, mut back) = tokio::try_join!(Writer::acquire(pool), Writer::acquire(pool))?;
-    tokio::try_join!(front.run("BEGIN"), back.run("BEGIN"))?;
-    let (front_new, back_new) =
-        tokio::join!(front.copy(rows, 0..mid), back.copy(rows, mid..rows.len()));
-    if front_new.is_err() || back_new.is_err() {
-        // Nothing is committed; a connection whose ROLLBACK fails is closed as it drops.
-        let _ = tokio::join!(front.run("ROLLBACK"), back.run("ROLLBACK"));
-        return Err(front_new.and(back_new).expect_err("one failed"));
-    }
-    front.run("COMMIT").await?;
-    back.run("COMMIT").await?;
-    Ok(front_new? + back_new?)
 }
 
 fn sqlstate(error: &sqlx::Error) -> Option<Cow<'_, str>> {

@@ -16,12 +16,13 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::backlog::Held;
-use super::batcher::{Batch, Batcher};
-use super::{CommitKind, Pending, RealtimeSink, Shared};
+use super::batcher::Batcher;
+use super::{Pending, RealtimeSink, Shared};
 use crate::breaker::{Breaker, BreakerError, BreakerState, Transition};
 use crate::store::dead_letter::RealtimeRows;
 
 mod dead_letter;
+mod in_flight;
 mod outcome;
 mod quarantine;
 mod replay;
@@ -64,6 +65,8 @@ pub(super) struct Worker {
     arrived_behind: usize,
     /// Spool files from an earlier run are still to be written.
     spool_pending: bool,
+    /// The live write under way, if any (`in_flight`).
+    in_flight: Option<in_flight::InFlight>,
 }
 
 impl Worker {
@@ -88,6 +91,7 @@ impl Worker {
             last_call: Instant::now(),
             arrived_behind: 0,
             spool_pending: false,
+            in_flight: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl Worker {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                () = Self::in_flight_ended(&mut self.in_flight) => self.settle().await,
                 () = sleep_until_some(linger) => self.flush_due().await,
                 () = sleep_until_some(replay) => self.replay_step().await,
                 n = self.queue.recv_many(&mut received, RECEIVE_AT_ONCE) => {
@@ -130,27 +135,53 @@ impl Worker {
 
     /// A new event: written through the batcher when nothing older is held and the breaker
     /// admits calls, else held in the backlog behind the older ones.
-    async fn accept(&mut self, pending: Pending) {
-        let pending = {
-            let mut backlog = self.shared.lock_backlog();
-            let admitting = self.breaker.permits_calls();
-            if backlog.holds_back() || !admitting {
-                let held = backlog.push(pending);
-                drop(backlog);
-                if admitting {
-                    self.arrived_behind += 1;
-                }
-                if let Held::Dropped(ids) = held {
-                    self.shared.lost(ids);
-                }
-                self.hold_open_batches();
-                return;
+    async fn accept(&mut self, mut pending: Pending) {
+        loop {
+            // Held events go behind the rows still being written, whatever they come to.
+            if self.in_flight.is_some() && self.holds_back() {
+                self.settle().await;
             }
-            pending
-        };
+            match self.hold_unless_admitted(pending) {
+                Admitted::Yes(admitted) => {
+                    pending = admitted;
+                    break;
+                }
+                Admitted::Held => return,
+                Admitted::AfterTheWriteInFlight(waiting) => pending = waiting,
+            }
+        }
         if let Some(batch) = self.batcher.push(pending, Instant::now()) {
             self.write_batch(batch).await;
         }
+    }
+
+    /// Holds `pending` in the backlog if something older is held or the breaker admits no
+    /// call, with the open batches; not while a write is in flight (the breaker may have
+    /// changed since [`holds_back`](Self::holds_back) asked).
+    fn hold_unless_admitted(&mut self, pending: Pending) -> Admitted {
+        let mut backlog = self.shared.lock_backlog();
+        let admitting = self.breaker.permits_calls();
+        if !backlog.holds_back() && admitting {
+            return Admitted::Yes(pending);
+        }
+        if self.in_flight.is_some() {
+            return Admitted::AfterTheWriteInFlight(pending);
+        }
+        let held = backlog.push(pending);
+        drop(backlog);
+        if admitting {
+            self.arrived_behind += 1;
+        }
+        if let Held::Dropped(ids) = held {
+            self.shared.lost(ids);
+        }
+        self.hold_open_batches();
+        Admitted::Held
+    }
+
+    /// Whether a new event would be held rather than batched.
+    fn holds_back(&self) -> bool {
+        self.shared.lock_backlog().holds_back() || !self.breaker.permits_calls()
     }
 
     /// Once events are held, open batches join them: they are older than what is held now,
@@ -185,29 +216,8 @@ impl Worker {
         }
     }
 
-    async fn write_batch(&mut self, batch: Batch) {
-        let rows = self.rows(&batch.events);
-        let started = Instant::now();
-        match self.write_rows(&rows).await {
-            Ok(written) => {
-                let took = started.elapsed();
-                self.batcher.record_write(&batch, took);
-                let tuning = self.batcher.tuning(batch.class);
-                let waiting = self.batcher.waiting(batch.class);
-                self.shared
-                    .observed
-                    .record_class(batch.class, tuning, waiting);
-                self.committed(&written.rows, written.inserted, took, CommitKind::Live);
-            }
-            Err(error) => {
-                self.failed(&error, batch.events.len());
-                self.shared.hold_all(batch.events);
-                self.hold_open_batches();
-            }
-        }
-    }
-
     async fn housekeeping(&mut self) {
+        self.settle().await;
         self.flush_spill().await;
         if self.spool_pending && self.breaker.permits_calls() {
             self.replay_spool().await;
@@ -229,6 +239,7 @@ impl Worker {
     /// A call with no events: applies the schema if needed and lets a half-open breaker close
     /// (or an unknown target be known) without waiting for traffic.
     async fn probe(&mut self) {
+        self.settle().await;
         let sink = &self.sink;
         let result = self.breaker.call(|| sink.probe()).await;
         self.last_call = Instant::now();
@@ -247,6 +258,16 @@ impl Worker {
         }
         rows
     }
+}
+
+/// What [`Worker::hold_unless_admitted`] did with an event.
+enum Admitted {
+    /// To the batcher.
+    Yes(Pending),
+    /// Into the backlog.
+    Held,
+    /// To be held once the write in flight is accounted for.
+    AfterTheWriteInFlight(Pending),
 }
 
 async fn sleep_until_some(at: Option<Instant>) {

@@ -33,6 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
+use super::Gate;
 use crate::store::dead_letter::RealtimeRows;
 
 /// The statement; columns in the order [`encode_tuples`] writes them.
@@ -177,4 +178,46 @@ impl Writer {
         self.open = in_transaction;
         result
     }
+}
+
+/// `rows` by binary `COPY`: one autocommit `COPY` (in a transaction when `gate` is still
+/// closed), or (`split`) two halves copied at once in two transactions on two connections,
+/// committed front then back, only if both copied and once `gate` is open.
+pub(super) async fn copy_rows(
+    pool: &PgPool,
+    rows: &RealtimeRows,
+    split: bool,
+    gate: &mut Gate,
+) -> Result<u64, sqlx::Error> {
+    if !split && gate.is_open() {
+        return Writer::acquire(pool).await?.copy(rows, 0..rows.len()).await;
+    }
+    if !split {
+        let mut writer = Writer::acquire(pool).await?;
+        writer.run("BEGIN").await?;
+        let new = match writer.copy(rows, 0..rows.len()).await {
+            Ok(new) => new,
+            Err(error) => {
+                let _ = writer.run("ROLLBACK").await;
+                return Err(error);
+            }
+        };
+        gate.pass().await;
+        writer.run("COMMIT").await?;
+        return Ok(new);
+    }
+    let mid = rows.len() / 2;
+    let (mut front, mut back) = tokio::try_join!(Writer::acquire(pool), Writer::acquire(pool))?;
+    tokio::try_join!(front.run("BEGIN"), back.run("BEGIN"))?;
+    let (front_new, back_new) =
+        tokio::join!(front.copy(rows, 0..mid), back.copy(rows, mid..rows.len()));
+    if front_new.is_err() || back_new.is_err() {
+        // Nothing is committed; a connection whose ROLLBACK fails is closed as it drops.
+        let _ = tokio::join!(front.run("ROLLBACK"), back.run("ROLLBACK"));
+        return Err(front_new.and(back_new).expect_err("one failed"));
+    }
+    gate.pass().await;
+    front.run("COMMIT").await?;
+    back.run("COMMIT").await?;
+    Ok(front_new? + back_new?)
 }

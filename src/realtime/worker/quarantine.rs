@@ -70,17 +70,23 @@ impl Worker {
         rows: &'a RealtimeRows,
     ) -> Result<Written<'a>, WriteFailure> {
         match self.attempt(rows).await? {
-            Ok(inserted) => {
-                return Ok(Written {
-                    rows: Cow::Borrowed(rows),
-                    inserted,
-                });
-            }
-            Err(refusal) => {
-                Counters::add(&self.shared.counters.content_refusals, 1);
-                tracing::warn!(rows = rows.len(), error = %refusal, "the Realtime target refused a batch for its content; splitting it to find the rows it will not take");
-            }
+            Ok(inserted) => Ok(Written {
+                rows: Cow::Borrowed(rows),
+                inserted,
+            }),
+            Err(refusal) => self.write_refused(rows, &refusal).await,
         }
+    }
+
+    /// `rows`, which the target refused whole for their content (`refusal`): split until
+    /// each refused part is one row, which is quarantined; the rest is written, in order.
+    pub(super) async fn write_refused<'a>(
+        &mut self,
+        rows: &'a RealtimeRows,
+        refusal: &sqlx::Error,
+    ) -> Result<Written<'a>, WriteFailure> {
+        Counters::add(&self.shared.counters.content_refusals, 1);
+        tracing::warn!(rows = rows.len(), error = %refusal, "the Realtime target refused a batch for its content; splitting it to find the rows it will not take");
         let mut written = RealtimeRows::with_capacity(rows.len());
         let mut inserted = 0;
         let mut refused: Vec<QuarantinedRow> = Vec::new();

@@ -23,6 +23,8 @@ impl Worker {
 
     /// Writes the oldest held events (or, with the memory part empty, the dead letter's).
     pub(super) async fn replay_step(&mut self) {
+        // Replayed rows go behind the live write under way (`in_flight`).
+        self.settle().await;
         let (paced, extra) = if self.breaker.state() == BreakerState::HalfOpen {
             (self.shared.settings.half_open_batch.max(1), 0)
         } else {

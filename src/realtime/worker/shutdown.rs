@@ -22,6 +22,8 @@ impl Worker {
             if Instant::now() < grace {
                 self.accept(pending).await;
             } else {
+                // Held behind the rows of the write in flight, whatever they come to.
+                self.settle().await;
                 self.shared.hold(pending);
             }
         }
@@ -29,9 +31,11 @@ impl Worker {
             if Instant::now() < grace {
                 self.write_batch(batch).await;
             } else {
+                self.settle().await;
                 self.shared.hold_all(batch.events);
             }
         }
+        self.settle().await;
         while Instant::now() < grace
             && !self.shared.lock_backlog().is_empty()
             && self.breaker.permits_calls()
