@@ -263,7 +263,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Socket<T> {
         };
         let end = header.len + header.payload_len;
         if self.input.len() < end {
-            self.input.reserve_exact(end - self.input.len());
+            // Grown as bytes arrive, not reserved from the header: a client announcing a
+            // large frame holds only what it has sent.
             return Ok(Taken::NeedMore);
         }
         frame::unmask(&mut self.input[header.len..end], header.mask);
