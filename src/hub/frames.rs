@@ -138,6 +138,19 @@ pub fn encode(frame: &impl Serialize) -> String {
         .to_string()
 }
 
+/// An event's frame as the history ring keeps it: the string's spare capacity given back first.
+///
+/// A frame is built by a growing string (`format!`, serde) that doubles its buffer as it
+/// fills, and the ring keeps each frame for a whole turn (`SWITCHYARD_HISTORY_SIZE` events).
+/// Kept as built, a frame one byte past a power of two held twice its length: when the 1,000 x
+/// 200 events/s soak's event counter reached six digits (~100,000 events, ~500 s), every
+/// legacy frame crossed 256 bytes and the ring's frames grew by ~2 MiB live over one turn, the
+/// RSS step every soak showed (docs/benchmarks.md, session 7; found with heaptrack).
+pub fn fitted(mut frame: String) -> Utf8Bytes {
+    frame.shrink_to_fit();
+    Utf8Bytes::from(frame)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -197,6 +210,27 @@ mod tests {
         assert_eq!(
             error.encode().as_str(),
             json!({"op": "error", "code": "bad_filter", "message": "no"}).to_string()
+        );
+    }
+
+    #[test]
+    fn a_kept_frame_holds_no_spare_capacity() {
+        let mut grown = String::with_capacity(16);
+        for _ in 0..257 {
+            grown.push('x');
+        }
+        assert!(
+            grown.capacity() > grown.len(),
+            "a grown string has room to spare"
+        );
+        let kept = fitted(grown.clone());
+        assert_eq!(kept.as_str(), grown);
+        let mut shrunk = grown;
+        shrunk.shrink_to_fit();
+        assert_eq!(
+            shrunk.capacity(),
+            257,
+            "what fitted() keeps: the length, no more"
         );
     }
 }

@@ -245,11 +245,11 @@ impl Hub {
     pub fn publish_shared(&self, event: Event) -> Arc<Published> {
         self.inner.legacy.record(&event);
         let event_json = serde_json::to_string(&event).expect("events serialize");
-        let legacy_frame = Utf8Bytes::from(legacy::frame(&event));
+        let legacy_frame = frames::fitted(legacy::frame(&event));
         let mut ring = self.lock_ring();
         ring.head += 1;
         let offset = ring.head;
-        let frame = Utf8Bytes::from(format!(
+        let frame = frames::fitted(format!(
             r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
         ));
         let published = Arc::new(Published {

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::ws::Utf8Bytes;
-
 use super::JetStream;
 use crate::event::Event;
 use crate::hub::{Hub, HubLimits, Published, legacy};
@@ -17,10 +15,10 @@ impl Published {
         let event_json = serde_json::to_string(&event).expect("events serialize");
         Self {
             offset,
-            frame: Utf8Bytes::from(format!(
+            frame: crate::hub::frames::fitted(format!(
                 r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
             )),
-            legacy_frame: Utf8Bytes::from(legacy::frame(&event)),
+            legacy_frame: crate::hub::frames::fitted(legacy::frame(&event)),
             event,
         }
     }
