@@ -212,25 +212,4 @@ mod tests {
             json!({"op": "error", "code": "bad_filter", "message": "no"}).to_string()
         );
     }
-
-    #[test]
-    fn a_kept_frame_holds_no_spare_capacity() {
-        let mut grown = String::with_capacity(16);
-        for _ in 0..257 {
-            grown.push('x');
-        }
-        assert!(
-            grown.capacity() > grown.len(),
-            "a grown string has room to spare"
-        );
-        let kept = fitted(grown.clone());
-        assert_eq!(kept.as_str(), grown);
-        let mut shrunk = grown;
-        shrunk.shrink_to_fit();
-        assert_eq!(
-            shrunk.capacity(),
-            257,
-            "what fitted() keeps: the length, no more"
-        );
-    }
 }

@@ -17,6 +17,7 @@
 
 mod cursor;
 mod filter;
+mod footprint;
 pub mod frames;
 pub mod jetstream;
 pub mod legacy;
@@ -63,16 +64,29 @@ pub struct Published {
     pub frame: Utf8Bytes,
     /// The legacy dashboard frame of `/ws`.
     pub legacy_frame: Utf8Bytes,
+    /// [`Published::held_bytes`], reckoned once.
+    held: usize,
 }
 
 impl Published {
-    /// What holding this event costs in memory, roughly: its two encodings plus the parsed
-    /// event (about as large as its JSON, which the `/v1` frame carries).
+    /// An event with its offset and its encodings (each kept without spare capacity).
+    fn new(offset: u64, event: Event, frame: String, legacy_frame: String) -> Self {
+        let mut published = Self {
+            offset,
+            event,
+            frame: frames::fitted(frame),
+            legacy_frame: frames::fitted(legacy_frame),
+            held: 0,
+        };
+        published.held = footprint::held_bytes(&published);
+        published
+    }
+
+    /// What holding this event costs in memory: the parsed event, both encodings and the
+    /// allocations around them, as the allocator counts them (`footprint`). The history ring
+    /// and the Realtime backlog count it against their byte budgets.
     pub fn held_bytes(&self) -> usize {
-        self.frame
-            .len()
-            .saturating_mul(2)
-            .saturating_add(self.legacy_frame.len())
+        self.held
     }
 }
 
@@ -100,7 +114,7 @@ pub struct HubCounters {
 struct Ring {
     head: u64,
     events: VecDeque<Arc<Published>>,
-    /// The held events' encoded size (see [`Published::held_bytes`]).
+    /// What the held events hold in memory (see [`Published::held_bytes`]).
     bytes: usize,
 }
 
@@ -209,7 +223,7 @@ impl Hub {
         &self.inner.limits
     }
 
-    /// Events and encoded bytes the history ring holds now.
+    /// Events the history ring holds now, and the bytes they hold ([`Published::held_bytes`]).
     pub fn history_held(&self) -> (usize, usize) {
         let ring = self.lock_ring();
         (ring.events.len(), ring.bytes)
@@ -245,19 +259,12 @@ impl Hub {
     pub fn publish_shared(&self, event: Event) -> Arc<Published> {
         self.inner.legacy.record(&event);
         let event_json = serde_json::to_string(&event).expect("events serialize");
-        let legacy_frame = frames::fitted(legacy::frame(&event));
+        let legacy_frame = legacy::frame(&event);
         let mut ring = self.lock_ring();
         ring.head += 1;
         let offset = ring.head;
-        let frame = frames::fitted(format!(
-            r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
-        ));
-        let published = Arc::new(Published {
-            offset,
-            event,
-            frame,
-            legacy_frame,
-        });
+        let frame = format!(r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#);
+        let published = Arc::new(Published::new(offset, event, frame, legacy_frame));
         self.keep(&mut ring, published.clone());
         // No receivers is fine: the event is in history for whoever connects next.
         let _ = self.inner.sender.send(published.clone());

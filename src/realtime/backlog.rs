@@ -9,8 +9,8 @@
 //!   batch re-entering the backlog goes back in front of younger events, and events that
 //!   overflowed the queue straight into the backlog are sorted among the ones still queued.
 //!   Replay takes from the front.
-//! - **Bounded.** Beyond `capacity` events, or `byte_capacity` bytes (each event's encoded
-//!   size, [`crate::hub::Published::held_bytes`]; one event alone is always held), the
+//! - **Bounded.** Beyond `capacity` events, or `byte_capacity` bytes (what each event holds in
+//!   memory, [`crate::hub::Published::held_bytes`]; one event alone is always held), the
 //!   youngest entries overflow (the backlog stays the oldest
 //!   stretch of the stream, so replay stays in order). What happens to it depends on the
 //!   [`Overflow`] mode:

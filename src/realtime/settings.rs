@@ -19,7 +19,8 @@ pub struct RealtimeSettings {
     pub queue_capacity: usize,
     /// Events held in memory while the target fails (`SWITCHYARD_REALTIME_BACKLOG`).
     pub backlog_capacity: usize,
-    /// Encoded bytes the backlog may hold in memory (`SWITCHYARD_REALTIME_BACKLOG_BYTES`).
+    /// Bytes the backlog's events may hold in memory (`SWITCHYARD_REALTIME_BACKLOG_BYTES`,
+    /// counted by [`crate::hub::Published::held_bytes`]).
     pub backlog_bytes: usize,
     /// Events per second the backlog and the dead letter are replayed at
     /// (`SWITCHYARD_REALTIME_REPLAY_RATE`).

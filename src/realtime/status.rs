@@ -205,7 +205,7 @@ pub struct RealtimeStatus {
     /// Events held in memory for replay.
     pub backlog_depth: usize,
     pub backlog_capacity: usize,
-    /// Encoded bytes of the events held in memory for replay.
+    /// Bytes the events held in memory for replay hold (parsed event, encodings, allocations).
     pub backlog_bytes: usize,
     pub backlog_bytes_capacity: usize,
     /// Seconds since the backlog's first event (in stream order) was submitted.

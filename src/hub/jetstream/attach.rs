@@ -13,14 +13,9 @@ impl Published {
     /// An event with its offset and its encodings, made once for every subscriber.
     pub(crate) fn encode(offset: u64, event: Event) -> Self {
         let event_json = serde_json::to_string(&event).expect("events serialize");
-        Self {
-            offset,
-            frame: crate::hub::frames::fitted(format!(
-                r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
-            )),
-            legacy_frame: crate::hub::frames::fitted(legacy::frame(&event)),
-            event,
-        }
+        let frame = format!(r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#);
+        let legacy_frame = legacy::frame(&event);
+        Self::new(offset, event, frame, legacy_frame)
     }
 }
 
