@@ -5,11 +5,13 @@
 # key (`bench.wrk`: a 50% rollout; 10 flags in all with the 9 the migrations seed), then
 # `GET /health/live`, OFREP single (`bench.wrk`) and OFREP bulk (all 10), each WARMUP s of
 # warm-up and DURATION s measured: requests/s, p99, non-2xx answers, server CPU.
+# MODES picks the loads (default `live one bulk`); `ingest` posts one event per request to
+# `/v1/events` (evaluate-wrk.lua says which; routed by the seeded flags: WebSocket only).
 #
 #   cargo build --release -p switchyard
 #   [BIN=target/release/switchyard] [OLD_BIN=/path/to/baseline/switchyard] [ROUNDS=2] \
 #   [DURATION=10] [WARMUP=2] [THREADS=2] [CONNECTIONS=64] [OLD_ENV='NAME=value ...']
-#   [NEW_ENV='NAME=value ...'] tools/scripts/evaluate-wrk.sh
+#   [NEW_ENV='NAME=value ...'] [MODES='live one bulk ingest'] tools/scripts/evaluate-wrk.sh
 # (OLD_BIN=$B BIN=$B OLD_ENV=SWITCHYARD_RUNTIME=multi_thread compares one binary's runtimes.)
 #
 # Needs wrk (apt-get install wrk), curl, psql; Postgres on 127.0.0.1:5432. Drops and
@@ -65,7 +67,7 @@ run() { # label binary port env
   flags=$(curl -s -X POST "$url/ofrep/v1/evaluate/flags" -H "Authorization: Bearer $KEY" \
     -H 'Content-Type: application/json' -d '{"context":{"targetingKey":"client-1"}}' | grep -o '"key"' | wc -l)
   echo "== $label: $bin ${extra} (pid $pid, $flags flags in the bulk answer)"
-  for mode in live one bulk; do load "$label" "$url" "$mode" "$pid"; done
+  for mode in ${MODES:-live one bulk}; do load "$label" "$url" "$mode" "$pid"; done
   kill "$pid"; wait "$pid" 2>/dev/null
 }
 
