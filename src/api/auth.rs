@@ -125,7 +125,7 @@ impl Authenticator {
             .await
             .map_err(|e: Arc<sqlx::Error>| {
                 tracing::warn!(error = %e, "key lookup failed: control store unavailable");
-                ApiError::Unavailable(
+                ApiError::StoreUnavailable(
                     "cannot check the API key: the control store is unavailable".into(),
                 )
             })?;

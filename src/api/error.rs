@@ -72,9 +72,15 @@ pub enum ApiError {
     /// 429, with `Retry-After`: a per-client limit (open streams per key) is reached.
     #[error("{0}")]
     TooManyRequests(String),
-    /// 503: a dependency (the control store) is unavailable.
+    /// 503: the server cannot take the request now (at its concurrency limit, NATS away).
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the control store did not answer (its deadline passed, no pooled connection in
+    /// time, a failed connection). The same answer as [`ApiError::Unavailable`]; the response
+    /// carries [`StoreRefused`], which the request layer counts
+    /// (`switchyard_store_deadline_refusals_total`).
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// 500: logged with its cause, returned without it.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -95,7 +101,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,7 +122,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::TooManyRequests(_) => "too-many-requests",
-            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unavailable(_) | ApiError::StoreUnavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -139,13 +147,22 @@ impl ApiError {
     }
 }
 
+/// Marks a response refused because the control store did not answer (see
+/// [`ApiError::StoreUnavailable`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreRefused;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
         let status = self.status();
+        let store_refused = matches!(self, ApiError::StoreUnavailable(_));
         let mut response = (status, Json(self.problem())).into_response();
+        if store_refused {
+            response.extensions_mut().insert(StoreRefused);
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -194,7 +211,9 @@ impl From<sqlx::Error> for ApiError {
         match &err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %err, "control store unavailable");
-                ApiError::Unavailable("the control store is unavailable; try again shortly".into())
+                ApiError::StoreUnavailable(
+                    "the control store is unavailable; try again shortly".into(),
+                )
             }
             _ => ApiError::Internal(err.into()),
         }

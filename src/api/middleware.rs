@@ -38,7 +38,7 @@ use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, StoreRefused};
 use super::store_deadline;
 use crate::config::Config;
 use crate::ingest::MAX_BODY_BYTES;
@@ -203,10 +203,6 @@ where
     // timeout, as it did with the two layers).
     let governed = !store_deadline::exempt(request.method(), request.uri().path());
     let store = shared.store_timeout < shared.request_timeout && governed;
-    // A 503 a handler answers for a store error within the deadline (no pooled connection in
-    // time, a failed connection) is the same outage to an operator: counted alike.
-    // Readiness's own 503 (NATS away) is not the store's.
-    let counts_503 = governed && request.uri().path() != "/health/ready";
     let limit = if store {
         shared.store_timeout
     } else {
@@ -214,27 +210,25 @@ where
     };
     let uri = store.then(|| request.uri().clone());
     let handled = AssertUnwindSafe(async move { inner.call(request).await }).catch_unwind();
-    match tokio::time::timeout(limit, handled).await {
-        Ok(Ok(Ok(response))) => {
-            if counts_503 && response.status() == StatusCode::SERVICE_UNAVAILABLE {
-                shared.http.count_store_deadline();
-            }
-            response
-        }
+    let response = match tokio::time::timeout(limit, handled).await {
+        Ok(Ok(Ok(response))) => response,
         Ok(Ok(Err(never))) => match never {},
         Ok(Err(payload)) => panicked(&shared.panics, payload),
         Err(_) => match uri {
-            Some(uri) => {
-                shared.http.count_store_deadline();
-                store_deadline::unavailable(uri.path(), limit)
-            }
+            Some(uri) => store_deadline::unavailable(uri.path(), limit),
             None => {
                 let mut response = Response::new(Body::empty());
                 *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
                 response
             }
         },
+    };
+    // Past the store's deadline, or a store error the handler answered: the same outage to
+    // an operator (`store_deadline`), counted by its mark.
+    if response.extensions().get::<StoreRefused>().is_some() {
+        shared.http.count_store_deadline();
     }
+    response
 }
 
 /// Standard methods only: a client must not create metric series by inventing methods.

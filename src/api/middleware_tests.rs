@@ -34,6 +34,14 @@ fn layered(configure: impl FnOnce(&mut Config)) -> Layered {
             post(|| async { tokio::time::sleep(Duration::from_secs(60)).await }),
         )
         .route(
+            "/store-down",
+            get(|| async { ApiError::StoreUnavailable("the control store is unavailable".into()) }),
+        )
+        .route(
+            "/nats-down",
+            get(|| async { ApiError::Unavailable("NATS is unreachable".into()) }),
+        )
+        .route(
             "/boom",
             get(|| async {
                 if true {
@@ -171,6 +179,57 @@ async fn the_store_deadline_answers_503_before_the_request_timeout_except_for_pu
     let publish = Request::post("/v1/events").body(Body::empty()).unwrap();
     let response = app.send(publish).await;
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+}
+
+/// What `switchyard_store_deadline_refusals_total` says now.
+fn store_refusals(app: &Layered) -> u64 {
+    let exposition = app.exposition();
+    let line = exposition
+        .lines()
+        .find(|l| l.starts_with("switchyard_store_deadline_refusals_total "))
+        .unwrap_or_else(|| panic!("no store refusal counter:\n{exposition}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_503s_for_the_control_store_count_as_store_refusals() {
+    let app = layered(|config| {
+        config.request_timeout_ms = 5_000;
+        config.store_timeout_ms = 1_000;
+        config.max_concurrent_requests = 1;
+    });
+    assert_eq!(store_refusals(&app), 0);
+
+    // The store's deadline passed, and a store error the handler answered: one count each.
+    let response = app.send(get_request("/slow")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response = app.send(get_request("/store-down")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    assert_eq!(
+        problem(response).await["type"],
+        "https://switchyard.dev/problems/unavailable"
+    );
+    assert_eq!(store_refusals(&app), 2);
+
+    // 503s of other causes, the same answer to the client: not the store's.
+    let response = app.send(get_request("/nats-down")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        problem(response).await["type"],
+        "https://switchyard.dev/problems/unavailable"
+    );
+    let held = tokio::spawn(app.app.clone().oneshot(get_request("/slow")));
+    tokio::task::yield_now().await;
+    let shed = app.send(get_request("/ok")).await;
+    assert_eq!(
+        shed.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shed at the concurrency limit"
+    );
+    held.abort();
+    let _ = held.await;
+    assert_eq!(store_refusals(&app), 2);
 }
 
 #[tokio::test(start_paused = true)]

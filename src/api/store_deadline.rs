@@ -11,8 +11,11 @@
 //!
 //! Each refusal is counted (`switchyard_store_deadline_refusals_total`, and
 //! `store_deadline_refusals` on `/health/ready`) and logged at warn with its route; so is a
-//! 503 a handler answered for a store error within the deadline (no pooled connection in
-//! time, a failed connection): to an operator it is the same outage.
+//! 503 answered for a store error within the deadline (no pooled connection in time, a failed
+//! connection, a key that could not be looked up), on any route: to an operator it is the
+//! same outage. Such answers carry `error::StoreRefused`, and the request layer counts that
+//! mark, not the status: a 503 of another cause (the concurrency limit, NATS away, readiness)
+//! is not the store's.
 
 use std::time::Duration;
 
@@ -34,7 +37,7 @@ pub fn unavailable(path: &str, limit: Duration) -> Response {
         store_timeout_ms = limit.as_millis() as u64,
         "control store did not answer in time: 503"
     );
-    ApiError::Unavailable(format!(
+    ApiError::StoreUnavailable(format!(
         "the control store is unavailable (no answer within {} ms); try again shortly",
         limit.as_millis()
     ))
