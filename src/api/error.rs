@@ -76,7 +76,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     /// 503: the control store did not answer (its deadline passed, no pooled connection in
-    /// time, a failed connection). The same answer as [`ApiError::Unavailable`]; the response
+    /// time, a failed connection, a key lookup that failed). The same answer as [`ApiError::Unavailable`]; the response
     /// carries [`StoreRefused`], which the request layer counts
     /// (`switchyard_store_deadline_refusals_total`).
     #[error("{0}")]
