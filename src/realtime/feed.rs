@@ -29,6 +29,9 @@ const PULL_BATCH: usize = 500;
 const PULL_EXPIRES: Duration = Duration::from_secs(1);
 /// Pause while the breaker refuses, the backlog holds events, or NATS is unreachable.
 const PAUSE: Duration = Duration::from_millis(250);
+/// How often the queue's ack floor is read for the validator
+/// ([`RealtimePath::work_queue_floor`]).
+const FLOOR_EVERY: Duration = Duration::from_secs(1);
 
 type Waiting = Arc<Mutex<HashMap<Uuid, Message>>>;
 
@@ -43,6 +46,7 @@ pub fn spawn_feed(
     let acker = spawn_acker(realtime.clone(), waiting.clone(), shutdown.clone());
     tokio::spawn(async move {
         let mut consumer: Option<PullConsumer> = None;
+        let mut floor_read: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if consumer.is_none() {
                 match engine.work_queue().await {
@@ -51,6 +55,17 @@ pub fn spawn_feed(
                         tracing::warn!(error = %e, "cannot open the Realtime work queue on NATS; retrying");
                         pause(&shutdown).await;
                         continue;
+                    }
+                }
+            }
+            if floor_read.is_none_or(|at| at.elapsed() >= FLOOR_EVERY)
+                && let Some(queue) = consumer.as_mut()
+            {
+                floor_read = Some(tokio::time::Instant::now());
+                match queue.info().await {
+                    Ok(info) => realtime.set_work_queue_floor(info.ack_floor.stream_sequence),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot read the Realtime work queue's ack floor")
                     }
                 }
             }

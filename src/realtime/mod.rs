@@ -117,7 +117,13 @@ struct Shared {
     started: Instant,
     /// Seconds since `started` before which no drop warning is logged again.
     next_drop_warning_s: AtomicU64,
+    /// The shared NATS work queue's ack floor as last read (`feed`), `NO_WORK_QUEUE` without
+    /// one.
+    work_queue_floor: AtomicU64,
 }
+
+/// [`Shared::work_queue_floor`] of the in-process hub.
+const NO_WORK_QUEUE: u64 = u64::MAX;
 
 impl RealtimePath {
     /// Starts the worker and the retention task. Never fails because the target is down: the
@@ -163,6 +169,7 @@ impl RealtimePath {
             committed: broadcast::channel(COMMITTED_QUEUE).0,
             started: Instant::now(),
             next_drop_warning_s: AtomicU64::new(0),
+            work_queue_floor: AtomicU64::new(NO_WORK_QUEUE),
             settings,
         });
         let tasks = TaskTracker::new();
@@ -210,6 +217,22 @@ impl RealtimePath {
     pub fn holds_backlog(&self) -> bool {
         let s = self.status();
         s.backlog_depth > 0 || s.spill_depth > 0 || s.dead_letter_waiting
+    }
+
+    /// With the shared NATS work queue (`SWITCHYARD_NATS_URL`), its ack floor as last read: every
+    /// routed event at a higher stream offset is still in the queue or held by some instance
+    /// (an event is acknowledged only once committed, quarantined or terminated), so it is
+    /// pending, not missing, whichever instance holds it. `None` with the in-process hub.
+    pub fn work_queue_floor(&self) -> Option<u64> {
+        let floor = self.shared.work_queue_floor.load(Ordering::Relaxed);
+        (floor != NO_WORK_QUEUE).then_some(floor)
+    }
+
+    /// Records the work queue's ack floor (`feed`).
+    pub(crate) fn set_work_queue_floor(&self, floor: u64) {
+        self.shared
+            .work_queue_floor
+            .store(floor.min(NO_WORK_QUEUE - 1), Ordering::Relaxed);
     }
 
     /// Hands an event to the Realtime path. Never waits: when the queue is full the event

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::checksum::{Checksum, Json, Payload};
-use super::tracker::{Gaps, Resolution, Tracker};
+use super::tracker::{Gaps, Held, Resolution, Tracker};
 use super::window::{CategorySummary, ClosedWindow, TARGET_CONSISTENCY_PERCENT, Windows};
 use super::{Expectation, Shared, ValidationSummary, ValidatorSettings};
 use crate::event::Category;
@@ -143,7 +143,10 @@ pub(super) async fn run(
             Some(result) = results.recv() => v.read_back_done(result),
             _ = tick.tick() => {
                 v.request_read_back(&requests);
-                v.tick(realtime.holds_backlog());
+                v.tick(Held {
+                    backlog: realtime.holds_backlog(),
+                    above: realtime.work_queue_floor(),
+                });
                 let enabled = v.shared.enabled.load(Ordering::Relaxed);
                 if !enabled && v.tracker.pending() == 0 && v.to_read.is_empty() {
                     views = Views::default();
@@ -272,9 +275,9 @@ impl Validation {
         );
     }
 
-    fn tick(&mut self, realtime_pending: bool) {
+    fn tick(&mut self, held: Held) {
         let now = Instant::now();
-        for resolution in self.tracker.expire(now, realtime_pending, self.gaps) {
+        for resolution in self.tracker.expire(now, held, self.gaps) {
             self.windows.record(now, &resolution);
             self.count(&resolution);
         }

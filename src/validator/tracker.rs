@@ -7,8 +7,10 @@
 //! a `payload_mismatch` when their checksums differ — or when its deadline passes without one
 //! of them: `missing_in_websocket` / `missing_in_realtime`. The deadline is the order window
 //! (30 s) after ingest plus a grace for a write in flight, pushed back while the Realtime path
-//! still holds events in its backlog (those are pending, not missing). A row that arrives after the window is `late`; one whose
-//! offset is below an offset of its category already committed, within the window, is
+//! may still hold the event back ([`Held`]: this instance's backlog holds events, or, on a
+//! shared NATS stream, the event is above the work queue's ack floor, in the queue or with any
+//! instance): those are pending, not missing. A row that arrives after the window is `late`;
+//! one whose offset is below an offset of its category already committed, within the window, is
 //! `out_of_order`; a second WebSocket frame of the same event is a `duplicate` (the Realtime
 //! table cannot hold a second row: its primary key is the event id).
 //!
@@ -100,6 +102,33 @@ struct Entry {
     realtime: Option<Sighting>,
     late: bool,
     out_of_order: bool,
+}
+
+/// What the Realtime path still holds back: its events are pending, not missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Held {
+    /// This instance's backlog, spill or dead letter holds events (any of them may be one).
+    pub backlog: bool,
+    /// With the shared NATS work queue: its ack floor. A routed event at a higher offset is
+    /// still in the queue or held by some instance (`RealtimePath::work_queue_floor`).
+    pub above: Option<u64>,
+}
+
+impl Held {
+    /// Whether an event at `offset` (as the WebSocket path showed it) may still be held back.
+    fn holds(self, offset: Option<u64>) -> bool {
+        self.backlog || self.above.zip(offset).is_some_and(|(floor, at)| at > floor)
+    }
+}
+
+/// Only this instance's backlog (the in-process hub).
+impl From<bool> for Held {
+    fn from(backlog: bool) -> Self {
+        Self {
+            backlog,
+            above: None,
+        }
+    }
 }
 
 /// When the validator's view of each path last fell behind.
@@ -261,12 +290,13 @@ impl Tracker {
         Some(resolution)
     }
 
-    /// Resolves every event whose deadline has passed by `now`. While `realtime_pending` (the
-    /// Realtime path still holds a backlog), an event not yet in the table gets a new deadline
-    /// instead of being declared missing. `gaps`: when the validator's own view of a path last
-    /// lost notices (it fell behind); events ingested before that which it never saw on that
-    /// path are unchecked rather than missing.
-    pub fn expire(&mut self, now: Instant, realtime_pending: bool, gaps: Gaps) -> Vec<Resolution> {
+    /// Resolves every event whose deadline has passed by `now`. An event not yet in the table
+    /// that the Realtime path still holds back (`held`) gets a new deadline instead of being
+    /// declared missing. `gaps`: when the validator's own view of a path last lost notices (it
+    /// fell behind); events ingested before that which it never saw on that path are
+    /// unchecked rather than missing.
+    pub fn expire(&mut self, now: Instant, held: impl Into<Held>, gaps: Gaps) -> Vec<Resolution> {
+        let held = held.into();
         let mut resolutions = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.front() {
             if deadline > now {
@@ -276,7 +306,7 @@ impl Tracker {
             let Some(entry) = self.entries.get(&id) else {
                 continue;
             };
-            if entry.realtime.is_none() && realtime_pending {
+            if entry.realtime.is_none() && held.holds(entry.offset) {
                 self.deadlines
                     .push_back((now + self.window + self.grace, id));
                 continue;

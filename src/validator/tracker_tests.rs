@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::{Discrepancy, Gaps, Tracker};
+use super::{Discrepancy, Gaps, Held, Tracker};
 use crate::event::Category;
 use crate::validator::checksum::Checksum;
 
@@ -84,6 +84,49 @@ fn past_the_deadline_a_missing_side_is_reported_unless_realtime_is_still_pending
     assert_eq!(done[0].id, no_row);
     assert_eq!(done[0].discrepancies, vec![Discrepancy::MissingInRealtime]);
     assert!(done[0].counts_as_expected && !done[0].matched);
+}
+
+/// On a shared NATS stream an event may wait in the work queue or with another instance,
+/// whatever this instance's backlog holds: above the queue's ack floor it is pending.
+#[test]
+fn above_the_work_queues_ack_floor_an_event_without_a_row_is_pending() {
+    let (mut tracker, t0) = (Tracker::new(10, WINDOW, GRACE), Instant::now());
+    let (acked, queued, unseen) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for id in [acked, queued, unseen] {
+        tracker.expect(id, Category::System, t0);
+    }
+    tracker.saw_websocket(acked, Category::System, 7, t0, A);
+    tracker.saw_websocket(queued, Category::System, 8, t0, A);
+    let floor = Held {
+        backlog: false,
+        above: Some(7),
+    };
+    let done = tracker.expire(t0 + WINDOW, floor, Gaps::default());
+    let missing = |id| {
+        done.iter()
+            .find(|r| r.id == id)
+            .map(|r| r.discrepancies.clone())
+    };
+    // At the floor: acknowledged, so committed or set aside; no row means it is missing.
+    assert_eq!(missing(acked), Some(vec![Discrepancy::MissingInRealtime]));
+    // Never shown by the WebSocket path: no offset to place it by.
+    assert_eq!(
+        missing(unseen),
+        Some(vec![
+            Discrepancy::MissingInWebsocket,
+            Discrepancy::MissingInRealtime
+        ])
+    );
+    assert_eq!(missing(queued), None, "above the floor: still in the queue");
+    assert_eq!(tracker.pending(), 1);
+
+    let floor = Held {
+        backlog: false,
+        above: Some(8),
+    };
+    let done = tracker.expire(t0 + WINDOW * 2, floor, Gaps::default());
+    assert_eq!(done[0].id, queued);
+    assert_eq!(done[0].discrepancies, vec![Discrepancy::MissingInRealtime]);
 }
 
 #[test]

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::nats::TestStream;
 use crate::support::proxy::Fault;
 use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
 use crate::support::{
-    Credential, TargetedApp, TestApp, assert_problem, spawn_app_with, spawn_app_with_target,
+    Credential, TargetedApp, TestApp, assert_problem, expect_json, spawn_app_with,
+    spawn_app_with_target,
 };
 
 /// An app with its own Realtime target, the `realtime` strategy and validation on, with an
@@ -230,6 +232,97 @@ async fn events_held_in_the_backlog_are_pending_not_missing_and_arrive_late() {
         late.len() == 5 && late.iter().all(|id| held.contains(id)),
         "{late:?}"
     );
+}
+
+/// On a shared NATS stream an open breaker leaves routed events in the work queue, not in
+/// this instance's backlog (the instance stops pulling): above the queue's ack floor they are
+/// pending, then late once written, never missing.
+#[tokio::test]
+async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() {
+    let stream = TestStream::new();
+    let app = &spawn_app_with(|config| {
+        stream.configure(config);
+        config.validation.window_s = 300;
+        config.validation.order_window_s = 1;
+        config.legacy.timeout_ms = Some(300);
+    })
+    .await;
+    app.set_strategy("realtime").await;
+    app.flip_ok("validation.enabled", true).await;
+    wait_for(app, "validation on and the strategy swapped", |app, s| {
+        s["enabled"] == true
+            && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
+                == "realtime"
+    })
+    .await;
+    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
+    publish_id(app, event(-1)).await;
+    wait_for(app, "the warm-up event to match", |_, s| {
+        s["overall"]["matched"] == 1
+    })
+    .await;
+
+    app.force_breaker_open("validator test").await;
+    // Until its last pull expires, the feed would still take events (into the local backlog).
+    let client = async_nats::connect(stream.url.as_str()).await.unwrap();
+    let nats = async_nats::jetstream::new(client);
+    let consumer = format!("{}-realtime", stream.name);
+    wait::until("the work queue with no pull outstanding", async || {
+        let queue = match nats.get_stream(&stream.name).await {
+            Ok(s) => {
+                s.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer)
+                    .await
+            }
+            Err(e) => return Look::NotYet(e.to_string()),
+        };
+        match queue {
+            Ok(mut queue) => {
+                let waiting = queue.info().await.map(|i| i.num_waiting).unwrap_or(1);
+                Look::ready_if(waiting == 0, waiting)
+            }
+            Err(e) => Look::NotYet(e.to_string()),
+        }
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..5 {
+        held.push(publish_id(app, event(i)).await);
+    }
+    assert!(
+        !app.state.realtime.holds_backlog(),
+        "they wait in the stream"
+    );
+    // Past the order window and the grace for a write in flight (1 s + 4.3 s).
+    let passed = chrono::Utc::now() + chrono::Duration::milliseconds(6_500);
+    let during = wait_for(app, "a summary made after the deadline passed", |_, s| {
+        let made: chrono::DateTime<chrono::Utc> =
+            s["generated_at"].as_str().unwrap().parse().unwrap();
+        made > passed
+    })
+    .await;
+    assert_eq!(during["pending"], 5, "{during:#}");
+    assert_eq!(
+        during["overall"]["discrepancies"]["missing_in_realtime"], 0,
+        "{during:#}"
+    );
+
+    let auto = json!({"action": "auto"});
+    expect_json(
+        app.as_admin(reqwest::Method::POST, "/v1/breakers/realtime", &auto)
+            .await,
+        200,
+    )
+    .await;
+    let after = wait_for(app, "the held events to be resolved", |_, s| {
+        s["pending"] == 0 && s["overall"]["expected"] == 6
+    })
+    .await;
+    let overall = &after["overall"];
+    assert_eq!(overall["matched"], 6, "{after:#}");
+    assert_eq!(overall["discrepancies"]["missing_in_realtime"], 0);
+    assert_eq!(overall["discrepancies"]["late"], 5, "{after:#}");
+    let late = examples(&after, "performance", "late");
+    assert!(late.iter().all(|id| held.contains(id)), "{late:?}");
 }
 
 #[tokio::test]
