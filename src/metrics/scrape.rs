@@ -254,15 +254,29 @@ impl Scraped {
         gauge(
             encoder,
             "switchyard_realtime_backlog_bytes",
-            "Encoded bytes of the events held in memory for replay (bounded by SWITCHYARD_REALTIME_BACKLOG_BYTES)",
+            "Bytes the events held in memory for replay hold: parsed event, encodings, allocations (bounded by SWITCHYARD_REALTIME_BACKLOG_BYTES)",
             status.backlog_bytes as f64,
         )?;
         gauge(
             encoder,
             "switchyard_hub_history_bytes",
-            "Encoded bytes of the events in the hub's history ring (bounded by SWITCHYARD_HISTORY_BYTES)",
+            "Bytes the events in the hub's history ring hold: parsed event, encodings, allocations (bounded by SWITCHYARD_HISTORY_BYTES)",
             self.sources.hub.history_held().1 as f64,
         )?;
+        if let Some(queue) = status.work_queue {
+            gauge(
+                encoder,
+                "switchyard_realtime_work_queue_waiting",
+                "Routed events in the shared NATS stream not yet handed to any instance (the backlog of a scale-out deployment)",
+                queue.waiting as f64,
+            )?;
+            gauge(
+                encoder,
+                "switchyard_realtime_work_queue_unacknowledged",
+                "Routed events handed to an instance and not yet committed (acknowledged)",
+                queue.unacknowledged as f64,
+            )?;
+        }
         gauge(
             encoder,
             "switchyard_realtime_backlog_capacity",

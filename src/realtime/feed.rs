@@ -63,7 +63,11 @@ pub fn spawn_feed(
             {
                 floor_read = Some(tokio::time::Instant::now());
                 match queue.info().await {
-                    Ok(info) => realtime.set_work_queue_floor(info.ack_floor.stream_sequence),
+                    Ok(info) => realtime.read_work_queue(
+                        info.num_pending,
+                        info.num_ack_pending as u64,
+                        info.ack_floor.stream_sequence,
+                    ),
                     Err(e) => {
                         tracing::debug!(error = %e, "cannot read the Realtime work queue's ack floor")
                     }

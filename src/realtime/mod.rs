@@ -42,13 +42,13 @@ use crate::breaker::Breaker;
 use crate::config::mask_url;
 use crate::hub::Published;
 use backlog::{Backlog, Held, Overflow};
-use status::{Counters, Depths, Observed, OverflowPolicy};
+use status::{Counters, Depths, Observed, OverflowPolicy, WorkQueueRead};
 
 pub use batcher::BatchClass;
 pub use settings::{DEFAULT_LARGEST_BATCH, DEFAULT_WRITERS, RealtimeSettings};
 pub use sink::{RealtimeSink, StoredRow};
 pub use spool::SpoolStatus;
-pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth};
+pub use status::{ClassStatus, LatencyStatus, RealtimeStatus, TargetHealth, WorkQueueStatus};
 
 /// The longest an event waits in an open batch: the low class's upper linger bound (see
 /// `batcher`). The validator allows this much before it calls a row missing.
@@ -117,13 +117,9 @@ struct Shared {
     started: Instant,
     /// Seconds since `started` before which no drop warning is logged again.
     next_drop_warning_s: AtomicU64,
-    /// The shared NATS work queue's ack floor as last read (`feed`), `NO_WORK_QUEUE` without
-    /// one.
-    work_queue_floor: AtomicU64,
+    /// The shared NATS work queue as last read (`feed`); `None` with the in-process hub.
+    work_queue: Mutex<Option<WorkQueueRead>>,
 }
-
-/// [`Shared::work_queue_floor`] of the in-process hub.
-const NO_WORK_QUEUE: u64 = u64::MAX;
 
 impl RealtimePath {
     /// Starts the worker and the retention task. Never fails because the target is down: the
@@ -169,7 +165,7 @@ impl RealtimePath {
             committed: broadcast::channel(COMMITTED_QUEUE).0,
             started: Instant::now(),
             next_drop_warning_s: AtomicU64::new(0),
-            work_queue_floor: AtomicU64::new(NO_WORK_QUEUE),
+            work_queue: Mutex::new(None),
             settings,
         });
         let tasks = TaskTracker::new();
@@ -224,15 +220,23 @@ impl RealtimePath {
     /// (an event is acknowledged only once committed, quarantined or terminated), so it is
     /// pending, not missing, whichever instance holds it. `None` with the in-process hub.
     pub fn work_queue_floor(&self) -> Option<u64> {
-        let floor = self.shared.work_queue_floor.load(Ordering::Relaxed);
-        (floor != NO_WORK_QUEUE).then_some(floor)
+        self.shared.work_queue().map(|read| read.ack_floor)
     }
 
-    /// Records the work queue's ack floor (`feed`).
-    pub(crate) fn set_work_queue_floor(&self, floor: u64) {
-        self.shared
-            .work_queue_floor
-            .store(floor.min(NO_WORK_QUEUE - 1), Ordering::Relaxed);
+    /// Records what the feed read of the work queue: events not yet handed out, handed out
+    /// and not acknowledged, and the ack floor.
+    pub(crate) fn read_work_queue(&self, waiting: u64, unacknowledged: u64, ack_floor: u64) {
+        let read = WorkQueueRead {
+            waiting,
+            unacknowledged,
+            ack_floor,
+            at: std::time::Instant::now(),
+        };
+        *self
+            .shared
+            .work_queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(read);
     }
 
     /// Hands an event to the Realtime path. Never waits: when the queue is full the event
@@ -293,6 +297,7 @@ impl RealtimePath {
             dead_letter_waiting,
             replay_rate_per_s: settings.replay_rate_per_s,
             spool_dir: settings.spool_dir.clone(),
+            work_queue: shared.work_queue(),
         };
         status::status(depths, &shared.counters, &shared.observed)
     }
@@ -315,6 +320,14 @@ impl RealtimePath {
 }
 
 impl Shared {
+    /// The work queue as last read (a copy: the lock is held for no more than that).
+    fn work_queue(&self) -> Option<WorkQueueRead> {
+        *self
+            .work_queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_backlog(&self) -> MutexGuard<'_, Backlog> {
         // Backlog operations are single collection calls; a panic cannot leave one half done.
         self.backlog

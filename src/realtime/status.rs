@@ -245,8 +245,48 @@ pub struct RealtimeStatus {
     pub replay_rate_per_s: u32,
     /// The local spool: what this run kept there and replayed, what waits in it.
     pub spool: SpoolStatus,
+    /// With a shared NATS stream (`SWITCHYARD_NATS_URL`): the Realtime work queue every
+    /// instance pulls from, as this instance's feed last read it (every second). There, while
+    /// breakers are open, routed events wait in the stream rather than in `backlog_depth`.
+    /// Absent with the in-process hub.
+    pub work_queue: Option<WorkQueueStatus>,
     pub classes: Vec<ClassStatus>,
     pub write_latency: LatencyStatus,
+}
+
+/// The shared Realtime work queue (a JetStream consumer) as last read.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+pub struct WorkQueueStatus {
+    /// Routed events in the stream not yet handed to any instance.
+    pub waiting: u64,
+    /// Events handed to an instance and not yet acknowledged (acknowledged once committed,
+    /// quarantined or terminated).
+    pub unacknowledged: u64,
+    /// The stream offset up to which every routed event is acknowledged: above it, events are
+    /// still held somewhere (the validator counts them pending, not missing).
+    pub ack_floor: u64,
+    /// Seconds since it was read.
+    pub read_age_s: f64,
+}
+
+/// [`WorkQueueStatus`] as the feed reads it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WorkQueueRead {
+    pub waiting: u64,
+    pub unacknowledged: u64,
+    pub ack_floor: u64,
+    pub at: std::time::Instant,
+}
+
+impl WorkQueueRead {
+    fn status(self) -> WorkQueueStatus {
+        WorkQueueStatus {
+            waiting: self.waiting,
+            unacknowledged: self.unacknowledged,
+            ack_floor: self.ack_floor,
+            read_age_s: (self.at.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
 }
 
 /// The parts of the status that are not counters.
@@ -264,6 +304,7 @@ pub(super) struct Depths {
     pub dead_letter_waiting: bool,
     pub replay_rate_per_s: u32,
     pub spool_dir: Option<std::path::PathBuf>,
+    pub work_queue: Option<WorkQueueRead>,
 }
 
 pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -> RealtimeStatus {
@@ -305,6 +346,7 @@ pub(super) fn status(depths: Depths, counters: &Counters, observed: &Observed) -
             c(&counters.spooled),
             c(&counters.spool_replayed),
         ),
+        work_queue: depths.work_queue.map(WorkQueueRead::status),
         classes: lock(&observed.classes).to_vec(),
         write_latency: observed.latency(),
     }

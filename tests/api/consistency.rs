@@ -292,6 +292,35 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
         !app.state.realtime.holds_backlog(),
         "they wait in the stream"
     );
+    // Where an operator sees them: the work queue on /v1/realtime and in /metrics.
+    let queue = wait::until("the work queue read with the five waiting", async || {
+        let status: Value = app
+            .get("/v1/realtime", app.admin())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let queue = status["work_queue"].clone();
+        Look::ready_if(queue["waiting"] == 5, queue)
+    })
+    .await;
+    assert_eq!(queue["unacknowledged"], 0, "{queue}");
+    assert!(
+        queue["ack_floor"].as_u64().is_some() && queue["read_age_s"].as_f64().is_some(),
+        "{queue}"
+    );
+    let metrics = app
+        .get("/metrics", Credential::Nothing)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "switchyard_realtime_work_queue_waiting 5.0"),
+        "{metrics}"
+    );
     // Past the order window and the grace for a write in flight (1 s + 4.3 s).
     let passed = chrono::Utc::now() + chrono::Duration::milliseconds(6_500);
     let during = wait_for(app, "a summary made after the deadline passed", |_, s| {

@@ -458,6 +458,10 @@ async fn the_realtime_status_is_served_to_readers() {
         );
     }
     assert_eq!(status["classes"].as_array().map(Vec::len), Some(3));
+    assert!(
+        status["work_queue"].is_null(),
+        "no shared work queue with the in-process hub: {status:#}"
+    );
     assert_eq!(
         status["overflow"], "drop",
         "the default target is the control store"
