@@ -36,7 +36,9 @@
     banner.className = 'banner ' + look[0];
     banner.dataset.state = realtime.state;
     $('#realtime-state').textContent = look[1];
-    var backlog = view.status ? ' · backlog ' + view.status.realtime.backlog_depth : '';
+    var held = view.status && view.status.realtime;
+    var backlog = held ? ' · backlog ' + held.backlog_depth : '';
+    if (held && held.work_queue) backlog += ' · waiting in the stream ' + held.work_queue.waiting;
     $('#realtime-detail').textContent = look[2] + ' · since ' + time(realtime.since) + backlog;
   }
 
@@ -233,6 +235,11 @@
       ['Realtime backlog', r.backlog_depth + ' / ' + r.backlog_capacity],
       ['written to Realtime', r.written + r.replayed + r.dead_letter_replayed], ['dropped events', r.dropped],
     ];
+    if (r.work_queue) {
+      // Scale-out: routed events wait in the shared stream, not in this instance's backlog.
+      figures.push(['Realtime work queue (NATS)', r.work_queue.waiting + ' waiting · ' +
+        r.work_queue.unacknowledged + ' unacknowledged']);
+    }
     var list = $('#connections');
     list.replaceChildren();
     figures.forEach(function (f) { list.append(el('dt', {}, f[0]), el('dd', {}, f[1])); });
