@@ -308,12 +308,7 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
     );
     // Where an operator sees them: the work queue on /v1/realtime and in /metrics.
     let queue = wait::until("the work queue read with the five waiting", async || {
-        let status: Value = app
-            .get("/v1/realtime", app.admin())
-            .await
-            .json()
-            .await
-            .unwrap();
+        let status = expect_json(app.get("/v1/realtime", app.admin()).await, 200).await;
         let queue = status["work_queue"].clone();
         Look::ready_if(queue["waiting"] == 5, queue)
     })
