@@ -396,6 +396,11 @@ fn spawn_background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                 breaker,
                 state.shutdown.clone(),
             ));
+            tasks.push(crate::realtime::relay::spawn_relay(
+                engine.clone(),
+                state.realtime.clone(),
+                state.shutdown.clone(),
+            ));
         }
     }
     // Guarded rollout plans and scheduled flag changes.

@@ -20,6 +20,7 @@
 mod backlog;
 mod batcher;
 pub mod feed;
+pub mod relay;
 mod retention;
 mod schema;
 mod settings;
@@ -67,7 +68,8 @@ pub(crate) struct Pending {
 }
 
 /// How a committed batch reached the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CommitKind {
     /// A live batch.
     Live,
@@ -91,6 +93,9 @@ pub struct CommittedBatch {
     pub offsets: Vec<u64>,
     pub kind: CommitKind,
     pub committed_at: Instant,
+    /// Committed by another instance on the same NATS stream and relayed here (`feed`), so
+    /// this instance's validator reads those rows back too.
+    pub relayed: bool,
 }
 
 /// The Realtime path of this instance. Cheap to clone.
@@ -312,6 +317,11 @@ impl RealtimePath {
         self.shared.committed.subscribe()
     }
 
+    /// Announces a batch another instance committed (`feed`'s relay), beside this instance's.
+    pub(crate) fn relay_committed(&self, batch: CommittedBatch) {
+        let _ = self.shared.committed.send(batch);
+    }
+
     /// Waits until the worker and retention have stopped (after the shutdown token fired):
     /// open batches written or held, the backlog spilled to the dead letter or counted.
     pub async fn stopped(&self) {
@@ -398,6 +408,7 @@ impl Shared {
             offsets,
             kind,
             committed_at: Instant::now(),
+            relayed: false,
         });
     }
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::nats::TestStream;
-use crate::support::proxy::Fault;
+use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::wait::{self, Look, Patience};
 use crate::support::ws::next_json;
 use crate::support::{
-    Credential, TargetedApp, TestApp, assert_problem, expect_json, spawn_app_with,
-    spawn_app_with_target,
+    Credential, POSTGRES_ADDR, TargetedApp, TestApp, assert_problem, expect_json,
+    spawn_app_on_with, spawn_app_with, spawn_app_with_target,
 };
 
 /// An app with its own Realtime target, the `realtime` strategy and validation on, with an
@@ -340,6 +340,131 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
         expect_json(response, 200).await;
     };
     pending_then_late(app, deadline, &held, 6, release).await;
+}
+
+/// Two instances on one stream: the events one instance pulled and holds (its target
+/// blackholed, its breaker open) are pending in the other's validator, not missing; once the
+/// first writes them, the other hears of the commit and reads the rows back: late, not missing.
+#[tokio::test]
+async fn events_another_instance_holds_then_writes_are_pending_then_late() {
+    let stream = TestStream::new();
+    let validating = |config: &mut switchyard::config::Config| {
+        stream.configure(config);
+        // Held events must not come back to the other instance before the deadline.
+        config.nats.ack_wait_s = 60;
+        config.validation.window_s = 300;
+        config.validation.order_window_s = 1;
+        config.circuit_breaker_failure_threshold = Some("3".into());
+        config.circuit_breaker_recovery_time_s = Some(1);
+        config.legacy.timeout_ms = Some(300);
+    };
+    let b = &spawn_app_with(validating).await;
+    let proxy = FaultProxy::start(POSTGRES_ADDR.parse().unwrap())
+        .await
+        .expect("start the proxy");
+    let a = &spawn_app_on_with(b, |config| {
+        validating(config);
+        let through = b
+            .state
+            .config
+            .database_url
+            .replace(POSTGRES_ADDR, &proxy.address().to_string());
+        config.realtime.database_url = Some(through);
+    })
+    .await;
+    b.set_strategy("realtime").await;
+    b.flip_ok("validation.enabled", true).await;
+    for app in [a, b] {
+        wait_for(app, "validation on and the strategy swapped", |app, s| {
+            s["enabled"] == true
+                && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
+                    == "realtime"
+        })
+        .await;
+    }
+    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
+    publish_id(b, event(-1)).await;
+    wait_for(b, "the warm-up event to match", |_, s| {
+        s["overall"]["matched"] == 1
+    })
+    .await;
+
+    // Only A pulls: B's breaker is open (its feed pauses once its last pull expires).
+    b.force_breaker_open("another instance holds").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    proxy.set(Fault::Blackhole);
+    let mut held = Vec::new();
+    for i in 0..5 {
+        held.push(publish_id(b, event(i)).await);
+    }
+    wait::until("A to hold the five", async || {
+        let status = a.state.realtime.status();
+        Look::ready_if(status.backlog_depth == 5, status.backlog_depth)
+    })
+    .await;
+    let auto = json!({"action": "auto"});
+    let response = b
+        .as_admin(reqwest::Method::POST, "/v1/breakers/realtime", &auto)
+        .await;
+    expect_json(response, 200).await;
+    assert!(!b.state.realtime.holds_backlog(), "B holds none of them");
+
+    // Past the order window and the grace for a write in flight (1 s + 4.3 s).
+    let deadline = chrono::Utc::now() + chrono::Duration::milliseconds(6_500);
+    let release = async || proxy.restore();
+    pending_then_late(b, deadline, &held, 6, release).await;
+}
+
+/// Two healthy instances on one stream share the writes; each validator expects every event
+/// and, hearing of the other's commits, matches all of them.
+#[tokio::test]
+async fn two_instances_each_match_every_event_whichever_wrote_it() {
+    let stream = TestStream::new();
+    let validating = |config: &mut switchyard::config::Config| {
+        stream.configure(config);
+        config.validation.window_s = 300;
+        config.validation.order_window_s = 1;
+    };
+    let a = &spawn_app_with(validating).await;
+    let b = &spawn_app_on_with(a, validating).await;
+    a.set_strategy("realtime").await;
+    a.flip_ok("validation.enabled", true).await;
+    for app in [a, b] {
+        wait_for(app, "validation on and the strategy swapped", |app, s| {
+            s["enabled"] == true
+                && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
+                    == "realtime"
+        })
+        .await;
+    }
+    for i in 0..40 {
+        let to = if i % 2 == 0 { a } else { b };
+        publish_id(
+            to,
+            json!({"event_type": "stats", "source": format!("s{i}")}),
+        )
+        .await;
+    }
+    // Both pull from one work queue: the writes are shared (how, the queue decides; without
+    // the commit relay each validator counted the other's share missing).
+    let written = |app: &TestApp| app.state.realtime.status().written;
+    wait::until("the instances to have written all forty", async || {
+        let (by_a, by_b) = (written(a), written(b));
+        Look::ready_if(by_a + by_b == 40, (by_a, by_b))
+    })
+    .await;
+    for app in [a, b] {
+        let summary = wait_for(app, "every event matched", |_, s| {
+            s["overall"]["expected"] == 40 && s["pending"] == 0
+        })
+        .await;
+        let overall = &summary["overall"];
+        assert_eq!(overall["matched"], 40, "{summary:#}");
+        assert_eq!(
+            overall["discrepancies"]["missing_in_realtime"], 0,
+            "{summary:#}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -202,6 +202,12 @@ impl JetStream {
         self.inner.client.connection_state() == State::Connected
     }
 
+    /// The core NATS subject (outside the stream) on which instances tell each other what their
+    /// Realtime path committed (`realtime::feed`).
+    pub fn commits_subject(&self) -> String {
+        format!("{}.committed", self.inner.settings.stream)
+    }
+
     /// The subject an event goes to, by its routing decision.
     pub fn subject(&self, realtime: bool) -> String {
         let kind = if realtime { "rt" } else { "ws" };
