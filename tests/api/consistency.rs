@@ -27,20 +27,38 @@ async fn validating_app(window_s: u64) -> TargetedApp {
         config.legacy.timeout_ms = Some(300);
     })
     .await;
-    let app = &targeted.app;
-    app.set_strategy("realtime").await;
-    app.flip_ok("validation.enabled", true).await;
-    wait_for(
-        app,
-        "validation to be enabled and the strategy swapped",
-        |app, summary| {
-            summary["enabled"] == true
+    validate_realtime(&[&targeted.app]).await;
+    targeted
+}
+
+/// Sets the `realtime` strategy and turns validation on (the flags `apps` share), and waits
+/// until every one of them has both.
+async fn validate_realtime(apps: &[&TestApp]) {
+    apps[0].set_strategy("realtime").await;
+    apps[0].flip_ok("validation.enabled", true).await;
+    for app in apps {
+        wait_for(app, "validation on and the strategy swapped", |app, s| {
+            s["enabled"] == true
                 && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
                     == "realtime"
-        },
-    )
+        })
+        .await;
+    }
+}
+
+/// A performance event: its batches linger 0.1 s, well inside a one-second order window.
+fn performance_event(i: i32) -> Value {
+    json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}})
+}
+
+/// Publishes a warm-up event to `app` and waits until its validator matched it (the first
+/// write also creates the target's schema).
+async fn warm_up(app: &TestApp) {
+    publish_id(app, performance_event(-1)).await;
+    wait_for(app, "the warm-up event to match", |_, s| {
+        s["overall"]["matched"] == 1
+    })
     .await;
-    targeted
 }
 
 async fn summary(app: &TestApp) -> Value {
@@ -184,18 +202,12 @@ async fn a_tampered_row_is_a_payload_mismatch_and_a_missing_row_is_missing_in_re
 async fn events_held_in_the_backlog_are_pending_not_missing_and_arrive_late() {
     let targeted = validating_app(300).await;
     let app = &targeted.app;
-    // Performance events: their batches linger 0.1 s, well inside the one-second order window.
-    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
-    publish_id(app, event(-1)).await;
-    wait_for(app, "the warm-up event to match", |_, s| {
-        s["overall"]["matched"] == 1
-    })
-    .await;
+    warm_up(app).await;
 
     targeted.proxy.set(Fault::Blackhole);
     let mut held = Vec::new();
     for i in 0..10 {
-        held.push(publish_id(app, event(i)).await);
+        held.push(publish_id(app, performance_event(i)).await);
     }
     // Past the order window and the grace for a write in flight (1 s + 4.3 s), with the
     // events still held in the backlog.
@@ -261,20 +273,8 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
         config.legacy.timeout_ms = Some(300);
     })
     .await;
-    app.set_strategy("realtime").await;
-    app.flip_ok("validation.enabled", true).await;
-    wait_for(app, "validation on and the strategy swapped", |app, s| {
-        s["enabled"] == true
-            && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
-                == "realtime"
-    })
-    .await;
-    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
-    publish_id(app, event(-1)).await;
-    wait_for(app, "the warm-up event to match", |_, s| {
-        s["overall"]["matched"] == 1
-    })
-    .await;
+    validate_realtime(&[app]).await;
+    warm_up(app).await;
 
     app.force_breaker_open("validator test").await;
     // Until its last pull expires, the feed would still take events (into the local backlog).
@@ -300,7 +300,7 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
     .await;
     let mut held = Vec::new();
     for i in 0..5 {
-        held.push(publish_id(app, event(i)).await);
+        held.push(publish_id(app, performance_event(i)).await);
     }
     assert!(
         !app.state.realtime.holds_backlog(),
@@ -372,22 +372,8 @@ async fn events_another_instance_holds_then_writes_are_pending_then_late() {
         config.realtime.database_url = Some(through);
     })
     .await;
-    b.set_strategy("realtime").await;
-    b.flip_ok("validation.enabled", true).await;
-    for app in [a, b] {
-        wait_for(app, "validation on and the strategy swapped", |app, s| {
-            s["enabled"] == true
-                && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
-                    == "realtime"
-        })
-        .await;
-    }
-    let event = |i: i32| json!({"event_type": "cache_metrics", "source": "api", "data": {"i": i}});
-    publish_id(b, event(-1)).await;
-    wait_for(b, "the warm-up event to match", |_, s| {
-        s["overall"]["matched"] == 1
-    })
-    .await;
+    validate_realtime(&[b, a]).await;
+    warm_up(b).await;
 
     // Only A pulls: B's breaker is open (its feed pauses once its last pull expires).
     b.force_breaker_open("another instance holds").await;
@@ -395,7 +381,7 @@ async fn events_another_instance_holds_then_writes_are_pending_then_late() {
     proxy.set(Fault::Blackhole);
     let mut held = Vec::new();
     for i in 0..5 {
-        held.push(publish_id(b, event(i)).await);
+        held.push(publish_id(b, performance_event(i)).await);
     }
     wait::until("A to hold the five", async || {
         let status = a.state.realtime.status();
@@ -427,16 +413,7 @@ async fn two_instances_each_match_every_event_whichever_wrote_it() {
     };
     let a = &spawn_app_with(validating).await;
     let b = &spawn_app_on_with(a, validating).await;
-    a.set_strategy("realtime").await;
-    a.flip_ok("validation.enabled", true).await;
-    for app in [a, b] {
-        wait_for(app, "validation on and the strategy swapped", |app, s| {
-            s["enabled"] == true
-                && serde_json::to_value(app.state.ingest.router().current().strategy).unwrap()
-                    == "realtime"
-        })
-        .await;
-    }
+    validate_realtime(&[a, b]).await;
     for i in 0..40 {
         let to = if i % 2 == 0 { a } else { b };
         publish_id(
