@@ -49,12 +49,13 @@ pub fn chunk(bytes: usize) -> usize {
     }
 }
 
-/// What holding `published` costs: the shared allocation, the parsed event and both frames.
-pub fn held_bytes(published: &Published) -> usize {
+/// What holding a published event costs: the shared allocation, the parsed event (its
+/// [`event_bytes`]) and both frames.
+pub fn held_bytes(event_bytes: usize, frame: &Utf8Bytes, legacy_frame: &Utf8Bytes) -> usize {
     chunk(2 * size_of::<usize>() + size_of::<Published>())
-        + event_bytes(&published.event)
-        + frame_bytes(&published.frame)
-        + frame_bytes(&published.legacy_frame)
+        + event_bytes
+        + frame_bytes(frame)
+        + frame_bytes(legacy_frame)
 }
 
 fn frame_bytes(frame: &Utf8Bytes) -> usize {

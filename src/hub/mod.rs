@@ -68,20 +68,43 @@ pub struct Published {
     held: usize,
 }
 
-impl Published {
-    /// An event with its offset and its encodings (each kept without spare capacity).
-    fn new(offset: u64, event: Event, frame: String, legacy_frame: String) -> Self {
-        let mut published = Self {
-            offset,
+/// An event encoded as far as it can be without its offset: everything [`Published`] needs
+/// that can be done before the ring's lock.
+struct Prepared {
+    event: Event,
+    event_json: String,
+    legacy_frame: Utf8Bytes,
+    /// The parsed event's heap (`footprint`).
+    event_bytes: usize,
+}
+
+impl Prepared {
+    fn of(event: Event) -> Self {
+        Self {
+            event_json: serde_json::to_string(&event).expect("events serialize"),
+            legacy_frame: frames::fitted(legacy::frame(&event)),
+            event_bytes: footprint::event_bytes(&event),
             event,
-            frame: frames::fitted(frame),
-            legacy_frame: frames::fitted(legacy_frame),
-            held: 0,
-        };
-        published.held = footprint::held_bytes(&published);
-        published
+        }
     }
 
+    /// The event at `offset`: its `/v1` frame made and fitted, what it holds reckoned.
+    fn at(self, offset: u64) -> Published {
+        let event_json = self.event_json;
+        let frame = frames::fitted(format!(
+            r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#
+        ));
+        Published {
+            held: footprint::held_bytes(self.event_bytes, &frame, &self.legacy_frame),
+            offset,
+            event: self.event,
+            frame,
+            legacy_frame: self.legacy_frame,
+        }
+    }
+}
+
+impl Published {
     /// What holding this event costs in memory: the parsed event, both encodings and the
     /// allocations around them, as the allocator counts them (`footprint`). The history ring
     /// and the Realtime backlog count it against their byte budgets.
@@ -258,13 +281,10 @@ impl Hub {
     /// [`Hub::publish`], returning the published event itself (for the Realtime path).
     pub fn publish_shared(&self, event: Event) -> Arc<Published> {
         self.inner.legacy.record(&event);
-        let event_json = serde_json::to_string(&event).expect("events serialize");
-        let legacy_frame = legacy::frame(&event);
+        let prepared = Prepared::of(event);
         let mut ring = self.lock_ring();
         ring.head += 1;
-        let offset = ring.head;
-        let frame = format!(r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#);
-        let published = Arc::new(Published::new(offset, event, frame, legacy_frame));
+        let published = Arc::new(prepared.at(ring.head));
         self.keep(&mut ring, published.clone());
         // No receivers is fine: the event is in history for whoever connects next.
         let _ = self.inner.sender.send(published.clone());

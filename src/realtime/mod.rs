@@ -93,7 +93,7 @@ pub struct CommittedBatch {
     pub offsets: Vec<u64>,
     pub kind: CommitKind,
     pub committed_at: Instant,
-    /// Committed by another instance on the same NATS stream and relayed here (`feed`), so
+    /// Committed by another instance on the same NATS stream and relayed here (`relay`), so
     /// this instance's validator reads those rows back too.
     pub relayed: bool,
 }
@@ -317,7 +317,7 @@ impl RealtimePath {
         self.shared.committed.subscribe()
     }
 
-    /// Announces a batch another instance committed (`feed`'s relay), beside this instance's.
+    /// Announces a batch another instance committed (`relay`), beside this instance's.
     pub(crate) fn relay_committed(&self, batch: CommittedBatch) {
         let _ = self.shared.committed.send(batch);
     }

@@ -19,16 +19,19 @@ use crate::support::{
 /// An app with its own Realtime target, the `realtime` strategy and validation on, with an
 /// order window of one second and reports every `window_s`.
 async fn validating_app(window_s: u64) -> TargetedApp {
-    let targeted = spawn_app_with_target(|config| {
-        config.validation.window_s = window_s;
-        config.validation.order_window_s = 1;
-        config.circuit_breaker_failure_threshold = Some("3".into());
-        config.circuit_breaker_recovery_time_s = Some(1);
-        config.legacy.timeout_ms = Some(300);
-    })
-    .await;
+    let targeted = spawn_app_with_target(|config| quick(config, window_s)).await;
     validate_realtime(&[&targeted.app]).await;
     targeted
+}
+
+/// Reports every `window_s`, an order window of one second, and a Realtime breaker that opens
+/// after three failed writes of 300 ms and tries again after a second.
+fn quick(config: &mut switchyard::config::Config, window_s: u64) {
+    config.validation.window_s = window_s;
+    config.validation.order_window_s = 1;
+    config.circuit_breaker_failure_threshold = Some("3".into());
+    config.circuit_breaker_recovery_time_s = Some(1);
+    config.legacy.timeout_ms = Some(300);
 }
 
 /// Sets the `realtime` strategy and turns validation on (the flags `apps` share), and waits
@@ -268,9 +271,7 @@ async fn on_a_stream_events_waiting_in_the_work_queue_are_pending_not_missing() 
     let stream = TestStream::new();
     let app = &spawn_app_with(|config| {
         stream.configure(config);
-        config.validation.window_s = 300;
-        config.validation.order_window_s = 1;
-        config.legacy.timeout_ms = Some(300);
+        quick(config, 300);
     })
     .await;
     validate_realtime(&[app]).await;
@@ -350,13 +351,9 @@ async fn events_another_instance_holds_then_writes_are_pending_then_late() {
     let stream = TestStream::new();
     let validating = |config: &mut switchyard::config::Config| {
         stream.configure(config);
+        quick(config, 300);
         // Held events must not come back to the other instance before the deadline.
         config.nats.ack_wait_s = 60;
-        config.validation.window_s = 300;
-        config.validation.order_window_s = 1;
-        config.circuit_breaker_failure_threshold = Some("3".into());
-        config.circuit_breaker_recovery_time_s = Some(1);
-        config.legacy.timeout_ms = Some(300);
     };
     let b = &spawn_app_with(validating).await;
     let proxy = FaultProxy::start(POSTGRES_ADDR.parse().unwrap())
@@ -408,8 +405,7 @@ async fn two_instances_each_match_every_event_whichever_wrote_it() {
     let stream = TestStream::new();
     let validating = |config: &mut switchyard::config::Config| {
         stream.configure(config);
-        config.validation.window_s = 300;
-        config.validation.order_window_s = 1;
+        quick(config, 300);
     };
     let a = &spawn_app_with(validating).await;
     let b = &spawn_app_on_with(a, validating).await;

@@ -7,15 +7,12 @@ use std::sync::atomic::Ordering;
 
 use super::JetStream;
 use crate::event::Event;
-use crate::hub::{Hub, HubLimits, Published, legacy};
+use crate::hub::{Hub, HubLimits, Prepared, Published};
 
 impl Published {
     /// An event with its offset and its encodings, made once for every subscriber.
     pub(crate) fn encode(offset: u64, event: Event) -> Self {
-        let event_json = serde_json::to_string(&event).expect("events serialize");
-        let frame = format!(r#"{{"op":"event","offset":{offset},"event":{event_json}}}"#);
-        let legacy_frame = legacy::frame(&event);
-        Self::new(offset, event, frame, legacy_frame)
+        Prepared::of(event).at(offset)
     }
 }
 
